@@ -1,0 +1,170 @@
+"""The `sentinel` command: one entry point for every stage (see DESIGN.md, the contract).
+
+Every subcommand has ``--help``, exits 0 on success and 2 with one line on stderr naming
+the problem on bad usage or bad input.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+import click
+import typer
+
+from sentinel.errors import SentinelError, UsageError
+from sentinel.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="sentinel",
+    help="Sentinel: syndromic surveillance for a district health bureau and its CDC.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Folder holding all state (default: $SENTINEL_HOME or ./.sentinel)."),
+]
+
+
+class State:
+    """Settings shared by the subcommands of one invocation."""
+
+    settings: Settings
+
+
+state = State()
+
+
+@app.callback()
+def _root(home: HomeOption = None) -> None:
+    """Sentinel: syndromic surveillance for a district health bureau and its CDC."""
+    state.settings = load_settings(home)
+
+
+def parse_date(value: str, option: str) -> date:
+    """A YYYY-MM-DD date, or a usage error naming the option."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"{option} {value!r} is not a valid date (YYYY-MM-DD)") from None
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the simulated source systems.")],
+    days: Annotated[int, typer.Option("--days", help="Number of days to simulate.")] = 365,
+    start: Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD.")] = "2025-01-01",
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, identical files.")] = 0,
+    his_url: Annotated[
+        str | None, typer.Option("--his-url", help="SQLAlchemy URL of the HIS database (default: OUT/his.sqlite).")
+    ] = None,
+    scale: Annotated[
+        str, typer.Option("--scale", help="district (Changning, ~2k visits/day) or city (215 streets, ~300k/day).")
+    ] = "district",
+    formats: Annotated[
+        str, typer.Option("--formats", help="Source systems to write: comma-separated subset of his,hl7,fhir.")
+    ] = "his,hl7,fhir",
+) -> None:
+    """Simulate a district's clinical systems (HIS database, HL7 v2 feed, FHIR export) and ground truth."""
+    from sentinel.console import simulate_with_progress
+    from sentinel.simulator.run import FORMATS, SimulationOptions
+
+    if scale not in ("district", "city"):
+        raise UsageError(f"--scale must be district or city, got {scale!r}")
+    chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
+    if not chosen or any(f not in FORMATS for f in chosen):
+        raise UsageError(f"--formats takes a comma-separated subset of his,hl7,fhir, got {formats!r}")
+    opts = SimulationOptions(
+        out=out,
+        days=days,
+        start=parse_date(start, "--start"),
+        seed=seed,
+        scale=scale,  # type: ignore[arg-type]
+        his_url=his_url,
+        formats=chosen,  # type: ignore[arg-type]
+    )
+    simulate_with_progress(opts)
+
+
+@app.command()
+def demo(
+    days: Annotated[int, typer.Option("--days", help="Days to simulate.")] = 365,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the simulated district.")] = 0,
+) -> None:
+    """Simulate a district and run the pipeline end to end on embedded defaults; print where outputs are."""
+    from sentinel.demo import run_demo
+
+    run_demo(state.settings, days=days, seed=seed)
+
+
+@app.command()
+def sql(
+    query: Annotated[str | None, typer.Argument(help="SELECT statement; omit for an interactive read-only shell.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Run a read-only SQL query on the warehouse (DuckDB), or open a read-only DuckDB shell."""
+    from sentinel.console import print_frame
+    from warehouse.catalog import catalog_path, run_query
+
+    if fmt not in ("table", "csv", "json"):
+        raise UsageError(f"--format must be table, csv or json, got {fmt!r}")
+    root = state.settings.warehouse_dir
+    if query is None:
+        db = catalog_path(root)
+        if not db.exists():
+            raise UsageError(f"no warehouse at {root}; run `sentinel demo` or an ingest first")
+        shell = shutil.which("duckdb", path=str(Path(sys.executable).parent)) or shutil.which("duckdb")
+        if shell is None:
+            raise UsageError("the DuckDB shell (package duckdb-cli) is not installed")
+        os.execv(shell, [shell, "-readonly", str(db)])
+    frame = run_query(root, query)
+    print_frame(frame, fmt)  # type: ignore[arg-type]
+
+
+Format = Literal["table", "csv", "json"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 2 bad usage or input)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        result = app(args=args, prog_name="sentinel", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+        return 2
+    except click.UsageError as exc:
+        _fail(exc.format_message())
+        return 2
+    except SentinelError as exc:
+        _fail(str(exc))
+        return 2
+    except click.exceptions.Abort:
+        _fail("aborted")
+        return 130
+    except _warehouse_errors() as exc:
+        _fail(str(exc))
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+def _warehouse_errors() -> tuple[type[Exception], ...]:
+    from warehouse.errors import WarehouseError
+
+    return (WarehouseError,)
+
+
+def _fail(message: str) -> None:
+    line = " ".join(message.split())
+    print(f"sentinel: error: {line}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
