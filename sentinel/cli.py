@@ -30,7 +30,9 @@ app = typer.Typer(
 
 HomeOption = Annotated[
     Path | None,
-    typer.Option("--home", help="Folder holding all state (default: $SENTINEL_HOME or ./.sentinel)."),
+    typer.Option(
+        "--home", help="Folder holding all state (default: $SENTINEL_HOME or ./.sentinel)."
+    ),
 ]
 
 
@@ -62,15 +64,26 @@ def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder for the simulated source systems.")],
     days: Annotated[int, typer.Option("--days", help="Number of days to simulate.")] = 365,
     start: Annotated[str, typer.Option("--start", help="First day, YYYY-MM-DD.")] = "2025-01-01",
-    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, identical files.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed: same seed, identical files.")
+    ] = 0,
     his_url: Annotated[
-        str | None, typer.Option("--his-url", help="SQLAlchemy URL of the HIS database (default: OUT/his.sqlite).")
+        str | None,
+        typer.Option(
+            "--his-url", help="SQLAlchemy URL of the HIS database (default: OUT/his.sqlite)."
+        ),
     ] = None,
     scale: Annotated[
-        str, typer.Option("--scale", help="district (Changning, ~2k visits/day) or city (215 streets, ~300k/day).")
+        str,
+        typer.Option(
+            "--scale", help="district (Changning, ~2k visits/day) or city (215 streets, ~300k/day)."
+        ),
     ] = "district",
     formats: Annotated[
-        str, typer.Option("--formats", help="Source systems to write: comma-separated subset of his,hl7,fhir.")
+        str,
+        typer.Option(
+            "--formats", help="Source systems to write: comma-separated subset of his,hl7,fhir."
+        ),
     ] = "his,hl7,fhir",
 ) -> None:
     """Simulate a district's clinical systems (HIS database, HL7 v2 feed, FHIR export) and ground truth."""
@@ -81,7 +94,9 @@ def simulate(
         raise UsageError(f"--scale must be district or city, got {scale!r}")
     chosen = tuple(f.strip() for f in formats.split(",") if f.strip())
     if not chosen or any(f not in FORMATS for f in chosen):
-        raise UsageError(f"--formats takes a comma-separated subset of his,hl7,fhir, got {formats!r}")
+        raise UsageError(
+            f"--formats takes a comma-separated subset of his,hl7,fhir, got {formats!r}"
+        )
     opts = SimulationOptions(
         out=out,
         days=days,
@@ -107,21 +122,26 @@ def demo(
 
 @app.command()
 def sql(
-    query: Annotated[str | None, typer.Argument(help="SELECT statement; omit for an interactive read-only shell.")] = None,
+    query: Annotated[
+        str | None,
+        typer.Argument(help="SELECT statement; omit for an interactive read-only shell."),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
 ) -> None:
     """Run a read-only SQL query on the warehouse (DuckDB), or open a read-only DuckDB shell."""
     from sentinel.console import print_frame
-    from warehouse.catalog import catalog_path, run_query
+    from warehouse.catalog import CATALOG_FILE, run_query
 
     if fmt not in ("table", "csv", "json"):
         raise UsageError(f"--format must be table, csv or json, got {fmt!r}")
     root = state.settings.warehouse_dir
     if query is None:
-        db = catalog_path(root)
+        db = root / CATALOG_FILE
         if not db.exists():
             raise UsageError(f"no warehouse at {root}; run `sentinel demo` or an ingest first")
-        shell = shutil.which("duckdb", path=str(Path(sys.executable).parent)) or shutil.which("duckdb")
+        shell = shutil.which("duckdb", path=str(Path(sys.executable).parent)) or shutil.which(
+            "duckdb"
+        )
         if shell is None:
             raise UsageError("the DuckDB shell (package duckdb-cli) is not installed")
         os.execv(shell, [shell, "-readonly", str(db)])

@@ -45,7 +45,9 @@ def simulate_with_progress(opts: SimulationOptions) -> SimulationSummary:
         f"{summary.corrections:,} later corrections, {summary.outbreaks} injected outbreaks "
         f"({summary.outbreak_visits:,} outbreak visits)."
     )
-    console.print(f"Written to [bold]{opts.out}[/]: {', '.join(opts.formats)}, ground_truth.csv, facility_events.csv")
+    console.print(
+        f"Written to [bold]{opts.out}[/]: {', '.join(opts.formats)}, ground_truth.csv, facility_events.csv"
+    )
     return summary
 
 
@@ -56,7 +58,9 @@ def print_frame(frame: pd.DataFrame, fmt: Literal["table", "csv", "json"]) -> No
         frame.to_csv(buf, index=False, lineterminator="\n")
         sys.stdout.write(buf.getvalue())
     elif fmt == "json":
-        sys.stdout.write(frame.to_json(orient="records", lines=True, force_ascii=False, date_format="iso"))
+        sys.stdout.write(
+            frame.to_json(orient="records", lines=True, force_ascii=False, date_format="iso")
+        )
     else:
         table = Table(show_lines=False)
         for col in frame.columns:

@@ -11,9 +11,8 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-from rich.table import Table
-
 from geo.areas import AreaSet
+from rich.table import Table
 
 from sentinel.console import console, progress_bar, simulate_with_progress
 from sentinel.logs import configure_logging, log_event
@@ -45,7 +44,10 @@ def run_demo(settings: Settings, days: int = 365, seed: int = 0) -> None:
     area = load_area("district", seed)
     wh = Warehouse(settings.warehouse_dir)
     wh.replace_table("streets", _streets_table(area))
-    wh.replace_table("facilities", area.facilities[["facility_id", "name_zh", "name_en", "level", "kind", "street_code"]])
+    wh.replace_table(
+        "facilities",
+        area.facilities[["facility_id", "name_zh", "name_en", "level", "kind", "street_code"]],
+    )
     key = settings.hmac_key.encode() if settings.hmac_key else DEMO_HMAC_KEY
     his = sources / "his.sqlite"
     with progress_bar() as bar:
@@ -53,7 +55,13 @@ def run_demo(settings: Settings, days: int = 365, seed: int = 0) -> None:
         raw = extract_his_visits(f"sqlite:///{his.absolute()}", source="his")
         bar.update(task, advance=1, note=f"{len(raw):,} extracted · de-identify and write")
         result = ingest_raw_visits(
-            raw, warehouse=wh, area=area, key=key, source="his", location=str(his), syndromes=SYNDROMIC
+            raw,
+            warehouse=wh,
+            area=area,
+            key=key,
+            source="his",
+            location=str(his),
+            syndromes=SYNDROMIC,
         )
         bar.update(task, advance=2, note=f"{result.loaded:,} loaded")
     console.print(
@@ -77,7 +85,9 @@ def run_demo(settings: Settings, days: int = 365, seed: int = 0) -> None:
     for row in per_street.itertuples(index=False):
         table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row))
     console.print(table)
-    unresolved = run_query(settings.warehouse_dir, "SELECT count(*) AS n FROM visits WHERE street_code IS NULL")
+    unresolved = run_query(
+        settings.warehouse_dir, "SELECT count(*) AS n FROM visits WHERE street_code IS NULL"
+    )
     console.print(f"Visits with unresolved residence: {int(unresolved['n'].iloc[0]):,}")
     _print_places(settings, sources)
     log_event(log, "demo_finished", visits=result.loaded, warehouse=settings.warehouse_dir)
@@ -109,5 +119,7 @@ def _print_places(settings: Settings, sources: Path) -> None:
     ]
     for label, path in rows:
         console.print(f"  {label:<38} {path}")
-    console.print("\nTry: [bold]sentinel sql \"SELECT age_group, count(*) FROM visits GROUP BY ALL ORDER BY 1\"[/]")
+    console.print(
+        '\nTry: [bold]sentinel sql "SELECT age_group, count(*) FROM visits GROUP BY ALL ORDER BY 1"[/]'
+    )
     console.print("     [bold]sentinel sql[/]  (read-only DuckDB shell on the warehouse)")

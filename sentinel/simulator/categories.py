@@ -22,7 +22,9 @@ class Season:
 
     peaks: tuple[tuple[float, float, float], ...] = ()
 
-    def multiplier(self, day_of_year: np.ndarray, shift: float = 0.0, scale: float = 1.0) -> np.ndarray:
+    def multiplier(
+        self, day_of_year: np.ndarray, shift: float = 0.0, scale: float = 1.0
+    ) -> np.ndarray:
         """Multiplier for each day of year, peaks moved by ``shift`` days and scaled."""
         out = np.ones(day_of_year.shape, dtype=np.float64)
         for centre, width, height in self.peaks:

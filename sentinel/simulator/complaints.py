@@ -16,9 +16,15 @@ from sentinel.simulator.categories import CATEGORIES
 # Each symptom: (Chinese variants, English variants).
 Symptom = tuple[tuple[str, ...], tuple[str, ...]]
 FEVER: Symptom = (("发热", "发热", "发烧", "高热", "发热", "低热"), ("fever", "febrile", "fever"))
-COUGH: Symptom = (("咳嗽", "咳嗽", "咳嗽咳痰", "干咳", "咳"), ("cough", "productive cough", "dry cough"))
+COUGH: Symptom = (
+    ("咳嗽", "咳嗽", "咳嗽咳痰", "干咳", "咳"),
+    ("cough", "productive cough", "dry cough"),
+)
 THROAT: Symptom = (("咽痛", "咽喉痛", "喉咙痛", "咽痛"), ("sore throat", "throat pain"))
-NOSE: Symptom = (("流涕", "鼻塞流涕", "流鼻涕", "打喷嚏"), ("runny nose", "sneezing", "nasal congestion"))
+NOSE: Symptom = (
+    ("流涕", "鼻塞流涕", "流鼻涕", "打喷嚏"),
+    ("runny nose", "sneezing", "nasal congestion"),
+)
 ACHE: Symptom = (("全身酸痛", "乏力", "肌肉酸痛", "畏寒"), ("myalgia", "malaise", "chills"))
 WHEEZE: Symptom = (("气喘", "胸闷", "气促"), ("wheezing", "shortness of breath", "chest tightness"))
 DIARRHOEA: Symptom = (
@@ -27,9 +33,18 @@ DIARRHOEA: Symptom = (
 )
 VOMIT: Symptom = (("呕吐", "恶心呕吐", "恶心"), ("vomiting", "nausea and vomiting", "nausea"))
 BELLY: Symptom = (("腹痛", "上腹痛", "脐周痛", "肚子痛"), ("abdominal pain", "stomach ache"))
-RASH: Symptom = (("皮疹", "出疹", "全身红疹", "躯干疱疹"), ("rash", "skin rash", "blisters on trunk"))
-HANDFOOT: Symptom = (("手足皮疹", "手足疱疹", "手足红疹"), ("rash on hands and feet", "blisters on palms and soles"))
-MOUTH: Symptom = (("口腔疱疹", "口腔溃疡", "口腔疱疹", "口痛拒食"), ("mouth ulcers", "oral blisters"))
+RASH: Symptom = (
+    ("皮疹", "出疹", "全身红疹", "躯干疱疹"),
+    ("rash", "skin rash", "blisters on trunk"),
+)
+HANDFOOT: Symptom = (
+    ("手足皮疹", "手足疱疹", "手足红疹"),
+    ("rash on hands and feet", "blisters on palms and soles"),
+)
+MOUTH: Symptom = (
+    ("口腔疱疹", "口腔溃疡", "口腔疱疹", "口痛拒食"),
+    ("mouth ulcers", "oral blisters"),
+)
 EYES: Symptom = (
     ("双眼红", "眼红伴分泌物增多", "双眼发红流泪", "结膜充血", "眼红、眼屎多"),
     ("red eyes with discharge", "red watery eyes", "conjunctival redness"),
@@ -38,7 +53,10 @@ NEURO: Symptom = (
     ("抽搐", "惊厥", "意识不清", "颈项强直", "神志模糊"),
     ("seizure", "convulsion", "confusion", "neck stiffness"),
 )
-YELLOW: Symptom = (("皮肤黄染", "巩膜黄染", "皮肤巩膜黄染", "尿黄"), ("jaundice", "yellow eyes", "yellow skin"))
+YELLOW: Symptom = (
+    ("皮肤黄染", "巩膜黄染", "皮肤巩膜黄染", "尿黄"),
+    ("jaundice", "yellow eyes", "yellow skin"),
+)
 HEADACHE: Symptom = (("头痛", "头晕", "头昏", "头痛头晕"), ("headache", "dizziness"))
 INJURY: Symptom = (
     ("摔伤", "右踝扭伤", "左手切割伤", "跌倒致腰部疼痛", "外伤"),
@@ -55,11 +73,21 @@ OTHER: Symptom = (
 
 # Per category: (required groups: pick one symptom from each), (optional extras), (contrasts
 # that may be negated). A required group lists alternatives.
-BANK: dict[str, tuple[tuple[tuple[Symptom, ...], ...], tuple[Symptom, ...], tuple[Symptom, ...]]] = {
+BANK: dict[
+    str, tuple[tuple[tuple[Symptom, ...], ...], tuple[Symptom, ...], tuple[Symptom, ...]]
+] = {
     "ili": (((FEVER,), (COUGH, THROAT)), (NOSE, ACHE, HEADACHE), (DIARRHOEA, RASH)),
     "fever": (((FEVER,),), (ACHE, HEADACHE), (COUGH, DIARRHOEA, RASH)),
-    "respiratory": (((COUGH, THROAT, NOSE, WHEEZE),), (COUGH, THROAT, NOSE), (FEVER, FEVER, DIARRHOEA)),
-    "gastrointestinal": (((DIARRHOEA, VOMIT, BELLY),), (DIARRHOEA, VOMIT, BELLY), (FEVER, FEVER, COUGH)),
+    "respiratory": (
+        ((COUGH, THROAT, NOSE, WHEEZE),),
+        (COUGH, THROAT, NOSE),
+        (FEVER, FEVER, DIARRHOEA),
+    ),
+    "gastrointestinal": (
+        ((DIARRHOEA, VOMIT, BELLY),),
+        (DIARRHOEA, VOMIT, BELLY),
+        (FEVER, FEVER, COUGH),
+    ),
     "rash": (((RASH,),), (FEVER,), (COUGH, DIARRHOEA)),
     "hfmd": (((HANDFOOT,), (MOUTH,)), (FEVER,), (COUGH, DIARRHOEA)),
     "conjunctivitis": (((EYES,),), (), (FEVER, COUGH)),
@@ -73,7 +101,19 @@ BANK: dict[str, tuple[tuple[tuple[Symptom, ...], ...], tuple[Symptom, ...], tupl
 
 NEGATIONS_ZH = ("无", "无", "否认", "不伴", "未见", "无明显")
 NEGATIONS_EN = ("no ", "denies ", "without ")
-DURATIONS_ZH = ("1天", "2天", "3天", "半天", "1天余", "2天余", "5天", "1周", "3小时", "10小时", "4天")
+DURATIONS_ZH = (
+    "1天",
+    "2天",
+    "3天",
+    "半天",
+    "1天余",
+    "2天余",
+    "5天",
+    "1周",
+    "3小时",
+    "10小时",
+    "4天",
+)
 DURATIONS_EN = (" x1d", " x2d", " for 3 days", " since yesterday", " for 1 week", " today")
 PREFIXES_ZH = ("", "", "", "", "", "", "无明显诱因出现", "反复", "")
 PREFIXES_CHILD_ZH = ("", "", "患儿", "患儿", "患儿")
@@ -100,10 +140,16 @@ def _compose(
     """One complaint; ``u`` holds 12 uniforms. Returns (text, mentions fever)."""
     required, optional, contrasts = BANK[category]
     lang = 1 if english else 0
-    parts: list[Symptom] = [group[min(int(u[i] * len(group)), len(group) - 1)] for i, group in enumerate(required)]
+    parts: list[Symptom] = [
+        group[min(int(u[i] * len(group)), len(group) - 1)] for i, group in enumerate(required)
+    ]
     if optional and u[3] < 0.45:
         parts.append(optional[min(int(u[4] * len(optional)), len(optional) - 1)])
-    if febrile and FEVER not in parts and category in ("rash", "hfmd", "neurological", "gastrointestinal", "fever"):
+    if (
+        febrile
+        and FEVER not in parts
+        and category in ("rash", "hfmd", "neurological", "gastrointestinal", "fever")
+    ):
         parts.insert(0, FEVER)
     seen: list[str] = []
     for k, symptom in enumerate(parts):

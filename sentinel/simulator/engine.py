@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-
 from geo.areas import AGE_GROUPS, AreaSet
+
 from sentinel.simulator import identity as ident
 from sentinel.simulator.categories import CATEGORIES, RATES
 from sentinel.simulator.complaints import make_complaints
@@ -68,7 +68,9 @@ def _facility_choice(area: AreaSet) -> tuple[np.ndarray, list[str]]:
     codes = area.codes
     cent = streets.set_index("street_code").loc[codes].geometry.centroid
     fac = area.facilities
-    fpts = gpd.GeoSeries(gpd.points_from_xy(fac["lon"], fac["lat"]), crs="EPSG:4326").to_crs(streets.crs)
+    fpts = gpd.GeoSeries(gpd.points_from_xy(fac["lon"], fac["lat"]), crs="EPSG:4326").to_crs(
+        streets.crs
+    )
     fx, fy = fpts.x.to_numpy() / 1000.0, fpts.y.to_numpy() / 1000.0
     cx, cy = cent.x.to_numpy() / 1000.0, cent.y.to_numpy() / 1000.0
     dist = np.hypot(cx[:, None] - fx[None, :], cy[:, None] - fy[None, :])
@@ -87,17 +89,25 @@ def _facility_choice(area: AreaSet) -> tuple[np.ndarray, list[str]]:
     return np.cumsum(probs, axis=3), fac["facility_id"].tolist()
 
 
-def plan_facility_events(area: AreaSet, start: date, days: int, rng: np.random.Generator) -> list[FacilityEvent]:
+def plan_facility_events(
+    area: AreaSet, start: date, days: int, rng: np.random.Generator
+) -> list[FacilityEvent]:
     """Decide which facilities report late, in nightly batches, or go silent for a while."""
     end = start + timedelta(days=days - 1)
     events: list[FacilityEvent] = []
     fac_ids = area.facilities["facility_id"].tolist()
-    kinds = rng.choice(["prompt", "nightly_batch", "late_reporting"], size=len(fac_ids), p=[0.7, 0.2, 0.1])
+    kinds = rng.choice(
+        ["prompt", "nightly_batch", "late_reporting"], size=len(fac_ids), p=[0.7, 0.2, 0.1]
+    )
     for fid, kind in zip(fac_ids, kinds, strict=True):
         if kind == "nightly_batch":
-            events.append(FacilityEvent(fid, "nightly_batch", start, end, "uploads once a night around 02:00"))
+            events.append(
+                FacilityEvent(fid, "nightly_batch", start, end, "uploads once a night around 02:00")
+            )
         elif kind == "late_reporting":
-            events.append(FacilityEvent(fid, "late_reporting", start, end, "delivers records 1-3 days late"))
+            events.append(
+                FacilityEvent(fid, "late_reporting", start, end, "delivers records 1-3 days late")
+            )
     n_outages = round(4 * days / 365.0) if days >= 30 else 0
     for _ in range(n_outages):
         fid = fac_ids[int(rng.integers(len(fac_ids)))]
@@ -118,7 +128,9 @@ class VisitGenerator:
         self.plan = plan
         self.area = plan.area
         self.codes = plan.area.codes
-        pop = plan.area.population.pivot(index="street_code", columns="age_group", values="population")
+        pop = plan.area.population.pivot(
+            index="street_code", columns="age_group", values="population"
+        )
         self.pool = pop.loc[self.codes, list(AGE_GROUPS)].to_numpy(dtype=np.int64)
         self.cum_facility, self.facility_ids = _facility_choice(plan.area)
         fac = plan.area.facilities
@@ -138,7 +150,9 @@ class VisitGenerator:
         self.season_shift = self.rng.normal(0.0, 10.0, size=len(CATEGORIES))
         self.season_scale = self.rng.uniform(0.7, 1.3, size=len(CATEGORIES))
         self._places = self._street_places()
-        self._bounds = [g.bounds for g in self.area.streets.set_index("street_code").loc[self.codes].geometry]
+        self._bounds = [
+            g.bounds for g in self.area.streets.set_index("street_code").loc[self.codes].geometry
+        ]
         self._polys = list(self.area.streets.set_index("street_code").loc[self.codes].geometry)
 
     # -- places and homes -------------------------------------------------------------
@@ -281,7 +295,11 @@ class VisitGenerator:
         visit_time = visit_day + minutes.astype("timedelta64[m]")
         # temperature
         measured = rng.random(n) < self.temp_prob[fac]
-        temp = np.where(febrile, rng.normal(38.7, 0.55, n).clip(38.0, 41.2), rng.normal(36.6, 0.3, n).clip(35.6, 37.7))
+        temp = np.where(
+            febrile,
+            rng.normal(38.7, 0.55, n).clip(38.0, 41.2),
+            rng.normal(36.6, 0.3, n).clip(35.6, 37.7),
+        )
         temp = np.where(measured, np.round(temp, 1), np.nan)
         bad = measured & (rng.random(n) < BAD_TEMPERATURE_SHARE)
         temp = np.where(bad, temp * 10.0, temp)  # decimal point lost at entry: 38.5 -> 385
@@ -290,20 +308,38 @@ class VisitGenerator:
         first_code, first_name = self._codes(cat, rng)
         no_dx = rng.random(n) < 0.08
         comorbid = (group == 4) & (rng.random(n) < 0.2)
-        dx_codes = [("" if no_dx[k] else first_code[k] + (";I10" if comorbid[k] and first_code[k] != "I10" else "")) for k in range(n)]
-        dx_names = [("" if no_dx[k] else first_name[k] + (";高血压" if comorbid[k] and first_code[k] != "I10" else "")) for k in range(n)]
+        dx_codes = [
+            (
+                ""
+                if no_dx[k]
+                else first_code[k] + (";I10" if comorbid[k] and first_code[k] != "I10" else "")
+            )
+            for k in range(n)
+        ]
+        dx_names = [
+            (
+                ""
+                if no_dx[k]
+                else first_name[k] + (";高血压" if comorbid[k] and first_code[k] != "I10" else "")
+            )
+            for k in range(n)
+        ]
         # planted identifiers: some clinicians type contact details into the complaint
         plant = rng.random(n) < PLANTED_IDENTIFIER_SHARE
         for k in np.flatnonzero(plant):
             what = int(rng.integers(3))
-            extra = (f"患者{ids.name[k]}", f"联系电话{ids.phone[k]}", f"身份证{ids.id_number[k]}")[what]
+            extra = (f"患者{ids.name[k]}", f"联系电话{ids.phone[k]}", f"身份证{ids.id_number[k]}")[
+                what
+            ]
             complaints[k] = f"{extra}，{complaints[k]}"
         residence = np.array(self.codes)[street]
         has_code = rng.random(n) < self.code_prob[fac]
         lat, lon = self._homes(street, h)
         fac_ids = np.array(self.facility_ids)[fac]
         mrn_hash = ident.derive(h ^ self.fac_salt[fac], 31)
-        patient_id = np.char.add(fac_ids.astype("U8"), np.char.zfill((mrn_hash % np.uint64(10**9)).astype("U9"), 9))
+        patient_id = np.char.add(
+            fac_ids.astype("U8"), np.char.zfill((mrn_hash % np.uint64(10**9)).astype("U9"), 9)
+        )
         created = self._arrival(fac_ids, visit_time, rng)
         frame = pd.DataFrame(
             {
@@ -332,11 +368,14 @@ class VisitGenerator:
                 "updated_at": created,
                 "category": np.array([c.name for c in CATEGORIES])[cat],
                 "outbreak_id": pd.array(
-                    [self.plan.outbreaks[o].outbreak_id if o >= 0 else None for o in ob], dtype="str"
+                    [self.plan.outbreaks[o].outbreak_id if o >= 0 else None for o in ob],
+                    dtype="str",
                 ),
             }
         )
-        frame = frame.sort_values(["facility_id", "visit_time", "patient_id"], kind="stable").reset_index(drop=True)
+        frame = frame.sort_values(
+            ["facility_id", "visit_time", "patient_id"], kind="stable"
+        ).reset_index(drop=True)
         seq = frame.groupby("facility_id").cumcount() + 1
         frame["visit_id"] = frame["facility_id"] + f"-{day:%Y%m%d}-" + seq.astype(str).str.zfill(5)
         return frame[list(VISIT_COLUMNS)], self._corrections(frame, rng)
@@ -355,22 +394,35 @@ class VisitGenerator:
             names.append(opts[j][1])
         return codes, names
 
-    def _arrival(self, fac_ids: np.ndarray, visit_time: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _arrival(
+        self, fac_ids: np.ndarray, visit_time: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         """When each record reaches the source systems, by facility behaviour and outages."""
         n = fac_ids.shape[0]
         vt = visit_time.astype("datetime64[m]")
         prompt = vt + rng.integers(2, 60, n).astype("timedelta64[m]")
-        nightly = vt.astype("datetime64[D]") + np.timedelta64(1, "D") + np.timedelta64(120, "m") + rng.integers(0, 60, n).astype("timedelta64[m]")
+        nightly = (
+            vt.astype("datetime64[D]")
+            + np.timedelta64(1, "D")
+            + np.timedelta64(120, "m")
+            + rng.integers(0, 60, n).astype("timedelta64[m]")
+        )
         late = vt + rng.integers(24 * 60, 72 * 60, n).astype("timedelta64[m]")
         kind = np.array([self.lag_kind.get(f, "prompt") for f in fac_ids])
-        created = np.where(kind == "nightly_batch", nightly, np.where(kind == "late_reporting", late, prompt))
+        created = np.where(
+            kind == "nightly_batch", nightly, np.where(kind == "late_reporting", late, prompt)
+        )
         for o in self.outages:
-            hit = (fac_ids == o.facility_id) & (created.astype("datetime64[D]") >= np.datetime64(o.start)) & (
-                created.astype("datetime64[D]") <= np.datetime64(o.end)
+            hit = (
+                (fac_ids == o.facility_id)
+                & (created.astype("datetime64[D]") >= np.datetime64(o.start))
+                & (created.astype("datetime64[D]") <= np.datetime64(o.end))
             )
             if hit.any():
                 backlog = np.datetime64(o.end + timedelta(days=1)) + np.timedelta64(9 * 60, "m")
-                created = np.where(hit, backlog + rng.integers(0, 120, n).astype("timedelta64[m]"), created)
+                created = np.where(
+                    hit, backlog + rng.integers(0, 120, n).astype("timedelta64[m]"), created
+                )
         return created.astype("datetime64[us]")
 
     def _corrections(self, frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
@@ -380,13 +432,19 @@ class VisitGenerator:
         if fix.empty:
             return fix
         delay = rng.integers(60, 72 * 60, len(fix)).astype("timedelta64[m]")
-        fix["updated_at"] = (fix["created_at"].to_numpy().astype("datetime64[m]") + delay).astype("datetime64[us]")
+        fix["updated_at"] = (fix["created_at"].to_numpy().astype("datetime64[m]") + delay).astype(
+            "datetime64[us]"
+        )
         cat = np.array([category_index(c) for c in fix["category"]])
         codes, names = self._codes(cat, rng)
         fix["diagnosis_codes"] = codes
         fix["diagnosis_names"] = names
         missing = fix["temperature_c"].isna().to_numpy()
-        fill = np.round(np.where(fix["category"].isin(["ili", "fever"]), 38.4, 36.7) + rng.normal(0, 0.2, len(fix)), 1)
+        fill = np.round(
+            np.where(fix["category"].isin(["ili", "fever"]), 38.4, 36.7)
+            + rng.normal(0, 0.2, len(fix)),
+            1,
+        )
         fix["temperature_c"] = np.where(missing, fill, fix["temperature_c"].to_numpy())
         return fix.reset_index(drop=True)
 
@@ -396,11 +454,16 @@ class VisitGenerator:
         last = self.days[-1]
         for i, day in enumerate(self.days):
             visits, fixes = self.generate_day(i)
-            for frame, pending, col in ((visits, pending_visits, "created_at"), (fixes, pending_fixes, "updated_at")):
+            for frame, pending, col in (
+                (visits, pending_visits, "created_at"),
+                (fixes, pending_fixes, "updated_at"),
+            ):
                 if frame.empty:
                     continue
                 arrival = frame[col].dt.date
-                arrival = arrival.where(arrival <= last, last)  # after the period: in the last batch
+                arrival = arrival.where(
+                    arrival <= last, last
+                )  # after the period: in the last batch
                 for d, part in frame.groupby(arrival, sort=True):
                     pending[d].append(part)
             yield DayBatch(

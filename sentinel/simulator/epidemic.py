@@ -114,7 +114,7 @@ class Outbreak:
         if t < 0 or day > self.end:
             return 0.0
         steps = np.arange(self.days) + 0.5
-        shape = steps ** 1.5 * np.exp(-steps / max(self.days / 3.0, 0.8))
+        shape = steps**1.5 * np.exp(-steps / max(self.days / 3.0, 0.8))
         return float(self.expected_cases * shape[t] / shape.sum())
 
     def street_weights(self) -> npt.NDArray[np.float64]:
@@ -156,7 +156,8 @@ def plan_outbreaks(
         streets = (focus, *sorted(str(c) for c in extra))
         s, e = start + timedelta(days=first), start + timedelta(days=first + duration - 1)
         clash = any(
-            o.category == tpl.category and set(o.street_codes) & set(streets)
+            o.category == tpl.category
+            and set(o.street_codes) & set(streets)
             and not (e < o.start or s > o.end)
             for o in plans
         )

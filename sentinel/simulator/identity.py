@@ -117,12 +117,18 @@ def make_identities(h: U64, age_years: npt.NDArray[np.int64], reference: date) -
     ref = np.datetime64(reference, "D")
     birth = ref - (age_years * 365.25).astype("timedelta64[D]") - offsets.astype("timedelta64[D]")
     compound = uniform(h, 3) < 0.004
-    surname_idx = np.minimum((uniform(h, 4) ** 2.2 * len(SURNAMES)).astype(np.int64), len(SURNAMES) - 1)
+    surname_idx = np.minimum(
+        (uniform(h, 4) ** 2.2 * len(SURNAMES)).astype(np.int64), len(SURNAMES) - 1
+    )
     two_given = uniform(h, 5) < 0.7
     g1, g2 = pick(h, 6, 40), pick(h, 7, 40)
     names: list[str] = []
     for i in range(n):
-        fam = COMPOUND_SURNAMES[g1[i] % len(COMPOUND_SURNAMES)] if compound[i] else SURNAMES[surname_idx[i]]
+        fam = (
+            COMPOUND_SURNAMES[g1[i] % len(COMPOUND_SURNAMES)]
+            if compound[i]
+            else SURNAMES[surname_idx[i]]
+        )
         pool = GIVEN_MALE if male[i] else GIVEN_FEMALE
         given = pool[g1[i] % len(pool)] + (pool[g2[i] % len(pool)] if two_given[i] else "")
         names.append(fam + given)

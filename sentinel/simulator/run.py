@@ -5,21 +5,23 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from geo.areas import AreaSet, build_city_area_set, load_area_set
+
 from sentinel.errors import UsageError
 from sentinel.simulator.engine import SimulationPlan, VisitGenerator, plan_facility_events
 from sentinel.simulator.epidemic import plan_outbreaks
+from sentinel.simulator.fanout import WriterPool, WriterSpec
 from sentinel.simulator.records import DayBatch
 
 Scale = Literal["district", "city"]
@@ -30,15 +32,15 @@ DEFAULT_START = date(2025, 1, 1)
 # 2,000 a day); the city scale counts every outpatient visit (~300,000 a day for 25 M).
 RATE_SCALE: dict[Scale, float] = {"district": 1.0, "city": 4.6}
 MANIFEST = "manifest.json"
-OUTPUTS = ("his.sqlite", "hl7", "fhir", "truth", "ground_truth.csv", "facility_events.csv", MANIFEST)
-
-
-class SourceWriter(Protocol):
-    """What every simulated source system accepts."""
-
-    def write(self, batch: DayBatch) -> int: ...
-
-    def close(self) -> None: ...
+OUTPUTS = (
+    "his.sqlite",
+    "hl7",
+    "fhir",
+    "truth",
+    "ground_truth.csv",
+    "facility_events.csv",
+    MANIFEST,
+)
 
 
 @dataclass(frozen=True)
@@ -80,17 +82,28 @@ def check_options(opts: SimulationOptions) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"output folder {out} is a file")
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).exists():
-        raise UsageError(f"output folder {out} is not empty and holds no earlier simulation; choose an empty folder")
-    parent = out if out.exists() else _existing_parent(out)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"output folder {out} is not writable")
+        raise UsageError(
+            f"output folder {out} is not empty and holds no earlier simulation; choose an empty folder"
+        )
+    ensure_writable(out, "output folder")
 
 
-def _existing_parent(path: Path) -> Path:
-    for p in path.absolute().parents:
-        if p.exists():
-            return p
-    return Path("/")
+def ensure_writable(folder: Path, what: str) -> None:
+    """Raise a usage error unless ``folder`` exists and is writable or can be created.
+
+    Probes by creating and removing a temporary folder in the nearest existing ancestor,
+    so it is right even for root and read-only file systems, and leaves nothing behind.
+    """
+    parent = folder.absolute()
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{what} {folder} cannot be created: {parent} is a file")
+    try:
+        probe = tempfile.mkdtemp(prefix=".sentinel-probe-", dir=parent)
+    except OSError as exc:
+        raise UsageError(f"{what} {folder} is not writable ({exc.strerror})") from None
+    os.rmdir(probe)
 
 
 def load_area(scale: Scale, seed: int) -> AreaSet:
@@ -110,18 +123,22 @@ def simulate(
     rng = np.random.default_rng([opts.seed, 1])
     outbreaks = plan_outbreaks(opts.start, opts.days, area.codes, area.adjacency(), rng)
     events = plan_facility_events(area, opts.start, opts.days, rng)
-    plan = SimulationPlan(area, opts.start, opts.days, opts.seed, RATE_SCALE[opts.scale], outbreaks, events)
+    plan = SimulationPlan(
+        area, opts.start, opts.days, opts.seed, RATE_SCALE[opts.scale], outbreaks, events
+    )
     _clear(opts.out)
     opts.out.mkdir(parents=True, exist_ok=True)
-    writers = _open_writers(opts, area)
+    pool = WriterPool(_writer_groups(opts, area))
     truth_writer: pq.ParquetWriter | None = None
-    summary = SimulationSummary(outbreaks=len(outbreaks), streets=len(area.codes), facilities=len(area.facilities))
+    summary = SimulationSummary(
+        outbreaks=len(outbreaks), streets=len(area.codes), facilities=len(area.facilities)
+    )
     realised: dict[str, int] = {o.outbreak_id: 0 for o in outbreaks}
     (opts.out / "truth").mkdir(exist_ok=True)
+    finished = False
     try:
         for i, batch in enumerate(VisitGenerator(plan)):
-            for w in writers:
-                w.write(batch)
+            pool.submit(batch)
             summary.visits += len(batch.visits)
             summary.corrections += len(batch.corrections)
             summary.by_day.append(len(batch.visits))
@@ -129,15 +146,21 @@ def simulate(
                 counts = batch.visits["outbreak_id"].value_counts()
                 for k, n in counts.items():
                     realised[str(k)] += int(n)
-                table = pa.Table.from_pandas(_truth(batch.visits), preserve_index=False, schema=TRUTH_SCHEMA)
+                table = pa.Table.from_pandas(
+                    _truth(batch.visits), preserve_index=False, schema=TRUTH_SCHEMA
+                )
                 if truth_writer is None:
-                    truth_writer = pq.ParquetWriter(opts.out / "truth" / "visits.parquet", TRUTH_SCHEMA)
+                    truth_writer = pq.ParquetWriter(
+                        opts.out / "truth" / "visits.parquet", TRUTH_SCHEMA
+                    )
                 truth_writer.write_table(table)
             if on_day is not None:
                 on_day(i, opts.days, batch)
+        pool.close()
+        finished = True
     finally:
-        for w in writers:
-            w.close()
+        if not finished:
+            pool.abort()
         if truth_writer is not None:
             truth_writer.close()
     summary.outbreak_visits = sum(realised.values())
@@ -148,7 +171,9 @@ def simulate(
         "area_set": area.name,
         "summary": {k: v for k, v in asdict(summary).items() if k != "by_day"},
     }
-    (opts.out / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    (opts.out / MANIFEST).write_text(
+        json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
     return summary
 
 
@@ -175,20 +200,16 @@ def _truth(v: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _open_writers(opts: SimulationOptions, area: AreaSet) -> list[SourceWriter]:
-    from sentinel.simulator.fhir import FhirNdjsonWriter
-    from sentinel.simulator.his import HisDatabaseWriter
-    from sentinel.simulator.hl7v2 import Hl7FileWriter
-
-    writers: list[SourceWriter] = []
+def _writer_groups(opts: SimulationOptions, area: AreaSet) -> list[list[WriterSpec]]:
+    """The HIS database in one worker process, the message files in another."""
+    groups: list[list[WriterSpec]] = []
     if "his" in opts.formats:
         url = opts.his_url or f"sqlite:///{(opts.out / 'his.sqlite').absolute()}"
-        writers.append(HisDatabaseWriter(url, area.facilities))
-    if "hl7" in opts.formats:
-        writers.append(Hl7FileWriter(opts.out / "hl7"))
-    if "fhir" in opts.formats:
-        writers.append(FhirNdjsonWriter(opts.out / "fhir"))
-    return writers
+        groups.append([WriterSpec("his", url, area.facilities)])
+    files = [WriterSpec(f, str(opts.out / f)) for f in ("hl7", "fhir") if f in opts.formats]
+    if files:
+        groups.append(files)
+    return groups
 
 
 def _clear(out: Path) -> None:
@@ -220,7 +241,9 @@ def _write_truth(out: Path, outbreaks: list, realised: dict[str, int], events: l
     ]
     cols = ["outbreak_id", "syndrome", "street_codes", "start", "end", "extra_cases", "expected_cases",
             "description_zh", "description_en"]  # fmt: skip
-    pd.DataFrame(rows, columns=cols).to_csv(out / "ground_truth.csv", index=False, lineterminator="\n")
+    pd.DataFrame(rows, columns=cols).to_csv(
+        out / "ground_truth.csv", index=False, lineterminator="\n"
+    )
     ev = pd.DataFrame(
         [
             {"facility_id": e.facility_id, "kind": e.kind, "start": e.start.isoformat(), "end": e.end.isoformat(),

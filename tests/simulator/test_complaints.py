@@ -4,7 +4,9 @@ from sentinel.simulator.categories import CATEGORIES, CATEGORY_INDEX
 from sentinel.simulator.complaints import make_complaints
 
 
-def _complaints(category: str, n: int = 3000, febrile: bool = False, child: bool = False) -> list[str]:
+def _complaints(
+    category: str, n: int = 3000, febrile: bool = False, child: bool = False
+) -> list[str]:
     rng = np.random.default_rng(7)
     cat = np.full(n, CATEGORY_INDEX[category])
     return make_complaints(cat, np.full(n, febrile), np.full(n, child), rng)
@@ -13,7 +15,10 @@ def _complaints(category: str, n: int = 3000, febrile: bool = False, child: bool
 def test_respiratory_complaints_mention_respiratory_symptoms_and_often_negate_fever() -> None:
     texts = _complaints("respiratory")
     zh = [t for t in texts if not t.isascii()]
-    assert all(any(k in t for k in ("咳", "咽", "喉", "涕", "喷嚏", "喘", "胸闷", "胸悶", "气促", "氣促")) for t in zh)
+    assert all(
+        any(k in t for k in ("咳", "咽", "喉", "涕", "喷嚏", "喘", "胸闷", "胸悶", "气促", "氣促"))
+        for t in zh
+    )
     negated = [t for t in zh if any(f"{neg}发" in t for neg in ("无", "否认", "不伴", "未见"))]
     assert 0.1 < len(negated) / len(zh) < 0.5
 
