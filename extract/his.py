@@ -28,7 +28,9 @@ DIAGNOSIS_QUERY = "SELECT reg_id, seq, icd10_code, updated_at FROM diagnoses {wh
 SETTING_OF_VISIT_TYPE = {"O": "outpatient", "E": "emergency", "I": "inpatient"}
 
 
-def extract_his_visits(url: str, source: str = "his", since: datetime | None = None) -> pd.DataFrame:
+def extract_his_visits(
+    url: str, source: str = "his", since: datetime | None = None
+) -> pd.DataFrame:
     """Read visits (all, or changed after ``since``) from the HIS database at ``url``.
 
     Returns
@@ -43,7 +45,11 @@ def extract_his_visits(url: str, source: str = "his", since: datetime | None = N
             where = "WHERE r.updated_at > :since" if since else ""
             params = {"since": since} if since else {}
             regs = pd.read_sql(sa.text(VISIT_QUERY.format(where=where)), conn, params=params)
-            dx_where = "WHERE reg_id IN (SELECT reg_id FROM registrations WHERE updated_at > :since)" if since else ""
+            dx_where = (
+                "WHERE reg_id IN (SELECT reg_id FROM registrations WHERE updated_at > :since)"
+                if since
+                else ""
+            )
             dx = pd.read_sql(sa.text(DIAGNOSIS_QUERY.format(where=dx_where)), conn, params=params)
     finally:
         engine.dispose()

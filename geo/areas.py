@@ -1,73 +1,93 @@
-"""Area sets: streets (sub-districts) with boundaries, population, facilities and gazetteer.
+"""Area sets: the streets of a place with their population, facilities and gazetteer.
 
-An area set is everything Sentinel knows about a territory: the 12-digit street codes
-with names, boundaries and population by age group, the health facilities, and the
-gazetteer used to match addresses. The Changning district ships with the project
-(approximate boundaries, see ``geo/README.md``); :func:`build_city_area_set` makes a
-synthetic 215-street city for benchmarks.
+An :class:`AreaSet` is the one geography the pipeline works in: residence codes resolve to
+its streets, counts are aggregated by its streets and age groups, and the spatial methods
+use its adjacency and projected centroids. The shipped set ``changning`` lives under
+``geo/data/changning/``; its polygons and populations are APPROXIMATE (see the README).
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import shapely
-from shapely.geometry import box
+from numpy.typing import ArrayLike, NDArray
 
-DATA = Path(__file__).parent / "data"
-AGE_GROUPS: tuple[str, ...] = ("0-4", "5-14", "15-24", "25-59", "60+")
-AGE_LOWER = np.array([0, 5, 15, 25, 60])
-METRIC_CRS = "EPSG:32651"  # UTM zone 51N: metres, right for Shanghai (120°E–126°E)
-LEVELS = ("tertiary", "secondary", "chsc", "chss")
-FACILITY_COLUMNS = (
-    "facility_id",
-    "name_zh",
-    "name_en",
-    "level",
-    "kind",
-    "street_code",
-    "lat",
-    "lon",
-    "departments",
-    "weight",
+from geo.tables import (
+    AGE_GROUPS,
+    validate_facilities,
+    validate_gazetteer,
+    validate_population,
+    validate_streets,
 )
 
+__all__ = [
+    "AGE_GROUPS",
+    "METRIC_CRS",
+    "AreaSet",
+    "age_group_of",
+    "build_city_area_set",
+    "load_area_set",
+]
 
-def age_group_of(age_years: npt.ArrayLike) -> npt.NDArray[np.str_]:
-    """Age group label (0-4, 5-14, 15-24, 25-59, 60+) of each age in whole years.
+GEOGRAPHIC_CRS = "EPSG:4326"
+METRIC_CRS = "EPSG:32651"
+"""UTM zone 51N: metres, good for Shanghai."""
 
-    Negative ages give an empty string.
+DATA_DIR = Path(__file__).resolve().parent / "data"
+ADJACENCY_TOLERANCE_DEG = 1e-5
+"""Gap (about 1 m) under which two streets still count as touching."""
+
+_AGE_EDGES = np.array([5.0, 15.0, 25.0, 60.0])
+_MAX_SAMPLING_ROUNDS = 200
+
+
+def age_group_of(age_years: ArrayLike) -> NDArray[np.str_]:
+    """Age group of each age, vectorised.
+
+    Parameters
+    ----------
+    age_years : array_like of float
+        Age in (completed) years; fractions are allowed (4.9 is in ``0-4``).
+
+    Returns
+    -------
+    numpy.ndarray of str
+        One of :data:`AGE_GROUPS` per element; the empty string where the age is negative
+        or NaN (no group), so callers can mask unknown ages with a sentinel such as -1.
     """
-    ages = np.asarray(age_years)
-    idx = np.searchsorted(AGE_LOWER, ages, side="right") - 1
-    labels = np.array([*AGE_GROUPS, ""])
-    return labels[np.where(idx < 0, len(AGE_GROUPS), idx)]
+    age = np.asarray(age_years, dtype=float)
+    groups = np.asarray((*AGE_GROUPS, ""))
+    index = np.searchsorted(_AGE_EDGES, age, side="right")
+    index = np.where(age >= 0, index, len(AGE_GROUPS))  # NaN compares False
+    return groups[index]
 
 
 @dataclass(frozen=True, eq=False)
 class AreaSet:
-    """Streets of a territory and what goes with them.
+    """A validated set of streets with population, health facilities and a gazetteer.
+
+    Use :func:`load_area_set` or :func:`build_city_area_set`; they validate the tables.
 
     Attributes
     ----------
     name : str
-        Name of the set (``changning``, ``city``).
-    streets : GeoDataFrame
-        ``street_code`` (12-digit), ``name_zh``, ``name_en``, ``population``, geometry in
-        EPSG:4326, sorted by code.
-    population : DataFrame
-        ``street_code``, ``age_group``, ``population``; groups sum to the street's total.
-    facilities : DataFrame
-        Columns of :data:`FACILITY_COLUMNS`.
-    gazetteer : DataFrame
-        ``street_code``, ``kind`` (street|road|compound), ``name_zh``, ``number_from``,
-        ``number_to`` (house-number range for roads that cross streets).
+        Name of the set, e.g. ``changning``.
+    streets : geopandas.GeoDataFrame
+        ``street_code`` (12-digit str), ``name_zh``, ``name_en``, ``population`` (int) and
+        polygon ``geometry`` in EPSG:4326, sorted by ``street_code``.
+    population : pandas.DataFrame
+        ``street_code, age_group, population``: every street × :data:`AGE_GROUPS`.
+    facilities : pandas.DataFrame
+        ``facility_id, name_zh, name_en, level, kind, street_code, lat, lon, departments,
+        weight`` (see ``geo/README.md``).
+    gazetteer : pandas.DataFrame
+        ``street_code, kind, name_zh, number_from, number_to`` for address matching.
     """
 
     name: str
@@ -75,260 +95,232 @@ class AreaSet:
     population: pd.DataFrame
     facilities: pd.DataFrame
     gazetteer: pd.DataFrame
-    _cache: dict[str, object] = field(default_factory=dict, repr=False)
 
     @property
     def codes(self) -> list[str]:
         """Street codes, sorted."""
-        return list(self.streets["street_code"])
+        return list(self._codes)
 
-    def projected(self) -> gpd.GeoDataFrame:
-        """Streets in a metric CRS (UTM 51N), for distances and areas."""
-        if "projected" not in self._cache:
-            self._cache["projected"] = self.streets.to_crs(METRIC_CRS)
-        return self._cache["projected"]  # type: ignore[return-value]
+    @cached_property
+    def _codes(self) -> NDArray[np.object_]:
+        return np.asarray(sorted(self.streets["street_code"].astype("str")), dtype=object)
 
-    def centroids_km(self) -> pd.DataFrame:
-        """``street_code``, ``x``, ``y``: centroids in kilometres (UTM 51N)."""
-        c = self.projected().geometry.centroid
-        return pd.DataFrame(
-            {"street_code": self.codes, "x": c.x.to_numpy() / 1000, "y": c.y.to_numpy() / 1000}
+    @cached_property
+    def _geoms(self) -> NDArray[np.object_]:
+        """Street polygons in :attr:`codes` order, prepared for repeated predicates."""
+        by_code = self.streets.set_index(self.streets["street_code"].astype("str")).geometry
+        geoms = by_code.loc[list(self._codes)].to_numpy()
+        shapely.prepare(geoms)
+        return geoms
+
+    @cached_property
+    def _tree(self) -> shapely.STRtree:
+        return shapely.STRtree(self._geoms)
+
+    @cached_property
+    def _adjacency(self) -> dict[str, tuple[str, ...]]:
+        left, right = self._tree.query(
+            self._geoms, predicate="dwithin", distance=ADJACENCY_TOLERANCE_DEG
         )
+        keep = left != right
+        neighbours: dict[str, set[str]] = {c: set() for c in self._codes}
+        for a, b in zip(self._codes[left[keep]], self._codes[right[keep]], strict=True):
+            neighbours[a].add(b)
+            neighbours[b].add(a)
+        return {c: tuple(sorted(n)) for c, n in neighbours.items()}
+
+    @cached_property
+    def _projected(self) -> gpd.GeoDataFrame:
+        return self.streets.to_crs(METRIC_CRS)
 
     def adjacency(self) -> dict[str, list[str]]:
-        """Queen contiguity: streets whose boundaries share at least a point (1 m tolerance)."""
-        if "adjacency" not in self._cache:
-            geoms = self.projected().geometry.buffer(1.0)
-            tree = shapely.STRtree(geoms.to_numpy())
-            left, right = tree.query(geoms.to_numpy(), predicate="intersects")
-            codes = self.codes
-            result: dict[str, set[str]] = {c: set() for c in codes}
-            for i, j in zip(left, right, strict=True):
-                if i != j:
-                    result[codes[i]].add(codes[j])
-            self._cache["adjacency"] = {c: sorted(v) for c, v in result.items()}
-        return self._cache["adjacency"]  # type: ignore[return-value]
+        """Queen contiguity: streets whose polygons share at least one boundary point.
 
-    def locate(self, lat: npt.ArrayLike, lon: npt.ArrayLike) -> npt.NDArray[np.object_]:
-        """Street code containing each (lat, lon) point, ``None`` where outside every street."""
-        lat_a, lon_a = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
-        out = np.full(lat_a.shape, None, dtype=object)
-        ok = np.isfinite(lat_a) & np.isfinite(lon_a)
-        if not ok.any():
-            return out
-        points = shapely.points(lon_a[ok], lat_a[ok])
-        tree = shapely.STRtree(self.streets.geometry.to_numpy())
-        pt_idx, poly_idx = tree.query(points, predicate="intersects")
-        codes = np.array(self.codes, dtype=object)
-        found = np.full(points.shape, None, dtype=object)
-        # a point on a shared border belongs to the lower code, deterministically
-        order = np.lexsort((poly_idx, pt_idx))[::-1]
-        found[pt_idx[order]] = codes[poly_idx[order]]
-        out[ok] = found
-        return out
+        Returns
+        -------
+        dict of str to list of str
+            For every code, the sorted codes of its neighbours (possibly empty). Gaps under
+            :data:`ADJACENCY_TOLERANCE_DEG` (about 1 m) count as touching, so boundaries
+            digitised separately still join up.
+        """
+        return {c: list(n) for c, n in self._adjacency.items()}
+
+    def projected(self) -> gpd.GeoDataFrame:
+        """Return the streets in :data:`METRIC_CRS` (UTM 51N, metres); a fresh copy."""
+        return self._projected.copy()
+
+    def centroids_km(self) -> pd.DataFrame:
+        """Street centroids in UTM 51N kilometres.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``street_code, x, y`` in :attr:`codes` order; distances between rows are in km.
+        """
+        proj = self._projected.set_index(self._projected["street_code"].astype("str"))
+        cent = proj.geometry.loc[list(self._codes)].centroid
+        return pd.DataFrame(
+            {
+                "street_code": pd.Series(self._codes, dtype="str"),
+                "x": cent.x.to_numpy() / 1000.0,
+                "y": cent.y.to_numpy() / 1000.0,
+            }
+        )
+
+    def locate(self, lat: ArrayLike, lon: ArrayLike) -> NDArray[np.object_]:
+        """Street containing each point (point in polygon), vectorised.
+
+        Parameters
+        ----------
+        lat, lon : array_like of float
+            WGS84 latitude and longitude, same shape.
+
+        Returns
+        -------
+        numpy.ndarray of object
+            A street code per point, or ``None`` where the point is outside every street or
+            a coordinate is NaN. A point on a shared boundary goes to the lower code.
+        """
+        y = np.asarray(lat, dtype=float)
+        x = np.asarray(lon, dtype=float)
+        if x.shape != y.shape:
+            raise ValueError(f"lat and lon differ in shape: {y.shape} and {x.shape}")
+        flat_x, flat_y = x.ravel(), y.ravel()
+        out = np.full(flat_x.shape, None, dtype=object)
+        ok = np.flatnonzero(np.isfinite(flat_x) & np.isfinite(flat_y))
+        points = shapely.points(flat_x[ok], flat_y[ok])
+        which, street = self._tree.query(points, predicate="intersects")
+        order = np.lexsort((street, which))  # by point, then the lowest code first
+        which, street = which[order], street[order]
+        first = np.unique(which, return_index=True)[1]
+        out[ok[which[first]]] = self._codes[street[first]]
+        return out.reshape(x.shape)
 
     def sample_points(
-        self, street_codes: npt.ArrayLike, rng: np.random.Generator
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Random (lat, lon) points inside each given street (rejection sampling)."""
-        wanted = np.asarray(street_codes)
-        lat = np.full(wanted.shape, np.nan)
-        lon = np.full(wanted.shape, np.nan)
-        by_code = self.streets.set_index("street_code").geometry
-        for code in np.unique(wanted):
-            idx = np.flatnonzero(wanted == code)
-            poly = by_code[code]
-            minx, miny, maxx, maxy = poly.bounds
-            todo = idx
-            while todo.size:
-                x = rng.uniform(minx, maxx, todo.size)
-                y = rng.uniform(miny, maxy, todo.size)
-                inside = shapely.contains_xy(poly, x, y)
-                lon[todo[inside]], lat[todo[inside]] = x[inside], y[inside]
-                todo = todo[~inside]
+        self, street_codes: ArrayLike, rng: np.random.Generator
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Uniform random points inside the given streets (vectorised rejection sampling).
+
+        Parameters
+        ----------
+        street_codes : array_like of str
+            One street code per point wanted; codes may repeat.
+        rng : numpy.random.Generator
+            Source of randomness; the same generator state gives the same points.
+
+        Returns
+        -------
+        lat, lon : numpy.ndarray of float
+            Coordinates in EPSG:4326, aligned with ``street_codes``.
+
+        Raises
+        ------
+        ValueError
+            If a code is not a street of this set.
+        """
+        wanted = np.asarray(street_codes, dtype=object).ravel()
+        index = pd.Index(self._codes).get_indexer(pd.Index(wanted))
+        if (index < 0).any():
+            raise ValueError(f"street_codes not in area set {self.name!r}: {sorted(set(wanted[index < 0]))[:10]}")  # fmt: skip
+        bounds = shapely.bounds(self._geoms)[index]
+        lon = np.empty(len(wanted))
+        lat = np.empty(len(wanted))
+        todo = np.arange(len(wanted))
+        for _ in range(_MAX_SAMPLING_ROUNDS):
+            if todo.size == 0:
+                break
+            u = rng.random((todo.size, 2))
+            b = bounds[todo]
+            x = b[:, 0] + u[:, 0] * (b[:, 2] - b[:, 0])
+            y = b[:, 1] + u[:, 1] * (b[:, 3] - b[:, 1])
+            inside = shapely.contains_xy(self._geoms[index[todo]], x, y)
+            lon[todo[inside]], lat[todo[inside]] = x[inside], y[inside]
+            todo = todo[~inside]
+        if todo.size:
+            raise RuntimeError(f"rejection sampling did not converge for {todo.size} points")
         return lat, lon
 
 
-def _fail(where: Path | str, problem: str) -> ValueError:
-    return ValueError(f"area set {where}: {problem}")
+def _read_streets(path: Path) -> gpd.GeoDataFrame:
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found")
+    streets = gpd.read_file(path, engine="pyogrio")
+    if streets.crs is None:
+        raise ValueError(f"{path}: coordinate reference system unknown")
+    if "street_code" in streets.columns:
+        streets["street_code"] = streets["street_code"].astype("str")
+    streets = streets.to_crs(GEOGRAPHIC_CRS)
+    validate_streets(streets, str(path))
+    streets["population"] = streets["population"].astype("int64")
+    keep = [c for c in streets.columns if c not in {"approximate"}]
+    return streets[keep].sort_values("street_code", ignore_index=True)
 
 
-def validate_area_set(area: AreaSet, where: Path | str) -> AreaSet:
-    """Check codes, geometries, CRS, populations and facilities; raise ``ValueError`` naming the problem."""
-    s = area.streets
-    if s.crs is None:
-        raise _fail(where, "streets have no CRS")
-    codes = s["street_code"].astype(str)
-    if not codes.str.fullmatch(r"\d{12}").all():
-        bad = codes[~codes.str.fullmatch(r"\d{12}")].tolist()[:3]
-        raise _fail(where, f"street codes must have 12 digits: {bad}")
-    if codes.duplicated().any():
-        raise _fail(where, f"duplicate street codes: {codes[codes.duplicated()].tolist()[:3]}")
-    if not s.geometry.is_valid.all():
-        raise _fail(where, f"invalid geometry for {codes[~s.geometry.is_valid].tolist()[:3]}")
-    if (s["population"] <= 0).any():
-        raise _fail(where, "street populations must be positive")
-    totals = area.population.groupby("street_code")["population"].sum()
-    expected = s.set_index("street_code")["population"]
-    if not totals.reindex(expected.index).fillna(-1).astype(int).equals(expected.astype(int)):
-        raise _fail(where, "age-group populations do not sum to each street's population")
-    if not set(area.population["age_group"]) <= set(AGE_GROUPS):
-        raise _fail(
-            where,
-            f"unknown age groups {sorted(set(area.population['age_group']) - set(AGE_GROUPS))}",
-        )
-    fac = area.facilities
-    missing = [c for c in FACILITY_COLUMNS if c not in fac.columns]
-    if missing:
-        raise _fail(where, f"facilities lack columns {missing}")
-    if fac["facility_id"].duplicated().any():
-        raise _fail(where, "duplicate facility ids")
-    if not fac["level"].isin(LEVELS).all():
-        raise _fail(where, f"facility levels must be one of {LEVELS}")
-    located = area.locate(fac["lat"].to_numpy(), fac["lon"].to_numpy())
-    wrong = fac.loc[located != fac["street_code"].to_numpy(), "facility_id"].tolist()
-    if wrong:
-        raise _fail(where, f"facilities outside their street: {wrong}")
-    unknown = set(area.gazetteer["street_code"]) - set(codes)
-    if unknown:
-        raise _fail(where, f"gazetteer names unknown streets {sorted(unknown)[:3]}")
-    return area
+def _read_csv(path: Path, **kwargs: object) -> pd.DataFrame:
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found")
+    try:
+        return pd.read_csv(path, encoding="utf-8", **kwargs)  # type: ignore[call-overload]
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise ValueError(f"{path}: cannot be read as the expected table ({exc})") from exc
 
 
-@functools.cache
 def load_area_set(name: str = "changning") -> AreaSet:
-    """Load a shipped area set (validated) from ``geo/data/<name>/``."""
-    folder = DATA / name
-    if not (folder / "streets.geojson").is_file():
-        shipped = sorted(p.name for p in DATA.iterdir() if (p / "streets.geojson").is_file())
-        raise ValueError(f"unknown area set {name!r}; shipped: {', '.join(shipped)}")
-    streets = gpd.read_file(folder / "streets.geojson")
-    streets = streets[["street_code", "name_zh", "name_en", "population", "geometry"]]
-    streets = (
-        streets.astype({"street_code": "str", "population": "int64"})
-        .sort_values("street_code")
-        .reset_index(drop=True)
-    )
-    population = pd.read_csv(
-        folder / "population.csv", dtype={"street_code": "str", "age_group": "str"}
-    )
-    facilities = pd.read_csv(
-        folder / "facilities.csv", dtype={"street_code": "str", "facility_id": "str"}
-    )
-    gazetteer = pd.read_csv(folder / "gazetteer.csv", dtype={"street_code": "str"})
-    return validate_area_set(AreaSet(name, streets, population, facilities, gazetteer), folder)
+    """Load and validate a shipped area set from ``geo/data/<name>/``.
 
+    Parameters
+    ----------
+    name : str
+        Folder under ``geo/data`` holding ``streets.geojson``, ``population.csv``,
+        ``facilities.csv`` and ``gazetteer.csv``.
 
-CITY_DISTRICTS = (
-    ("310101", "黄浦区", "Huangpu"), ("310104", "徐汇区", "Xuhui"), ("310105", "长宁区", "Changning"),
-    ("310106", "静安区", "Jing'an"), ("310107", "普陀区", "Putuo"), ("310109", "虹口区", "Hongkou"),
-    ("310110", "杨浦区", "Yangpu"), ("310112", "闵行区", "Minhang"), ("310113", "宝山区", "Baoshan"),
-    ("310114", "嘉定区", "Jiading"), ("310115", "浦东新区", "Pudong"), ("310116", "金山区", "Jinshan"),
-    ("310117", "松江区", "Songjiang"), ("310118", "青浦区", "Qingpu"), ("310120", "奉贤区", "Fengxian"),
-    ("310151", "崇明区", "Chongming"),
-)  # fmt: skip
-CITY_STREETS = 215
-CITY_POPULATION = 25_000_000
+    Returns
+    -------
+    AreaSet
 
-
-@functools.cache
-def build_city_area_set(seed: int = 0) -> AreaSet:
-    """A SYNTHETIC city of 16 districts and 215 streets (about 25 million residents).
-
-    Changning keeps its 10 shipped streets; the other districts get synthetic streets on a
-    grid of 2 km squares laid out west of Changning, with synthetic names, a community
-    health centre per street and three hospitals per district. For benchmarks only.
+    Raises
+    ------
+    ValueError
+        If the set does not exist, or a file is missing or fails validation; the message
+        names the file and the problem.
     """
-    base = load_area_set("changning")
-    rng = np.random.default_rng([seed, 215])
-    others = [d for d in CITY_DISTRICTS if d[0] != "310105"]
-    per = np.full(len(others), (CITY_STREETS - len(base.codes)) // len(others))
-    per[: (CITY_STREETS - len(base.codes)) - per.sum()] += 1
-    rows = []
-    col = 0
-    for (dcode, dzh, den), n in zip(others, per, strict=True):
-        for k in range(int(n)):
-            x0 = 121.0 + 0.021 * (col % 40)
-            y0 = 30.8 + 0.021 * (col // 40) - 0.3
-            col += 1
-            rows.append(
-                {
-                    "street_code": f"{dcode}{k + 1:03d}000",
-                    "name_zh": f"{dzh}第{k + 1}街道",
-                    "name_en": f"{den} Street {k + 1}",
-                    "population": 0,
-                    "geometry": box(x0, y0, x0 + 0.02, y0 + 0.02),
-                }
-            )
-    synth = gpd.GeoDataFrame(rows, crs="EPSG:4326")
-    remaining = CITY_POPULATION - int(base.streets["population"].sum())
-    weights = rng.lognormal(0.0, 0.45, len(synth))
-    pops = np.floor(weights / weights.sum() * remaining).astype(np.int64)
-    pops[0] += remaining - pops.sum()
-    synth["population"] = pops
-    streets = (
-        pd.concat([base.streets, synth], ignore_index=True)
-        .sort_values("street_code")
-        .reset_index(drop=True)
+    folder = DATA_DIR / name
+    if not folder.is_dir():
+        shipped = sorted(p.name for p in DATA_DIR.iterdir() if p.is_dir())
+        raise ValueError(f"unknown area set {name!r}; shipped: {', '.join(shipped)}")
+    streets = _read_streets(folder / "streets.geojson")
+    code = {"street_code": "str"}
+    population = _read_csv(folder / "population.csv", dtype={**code, "age_group": "str"})
+    validate_population(population, streets, str(folder / "population.csv"))
+    population["population"] = population["population"].astype("int64")
+    facilities = _read_csv(folder / "facilities.csv", dtype={**code, "facility_id": "str"})
+    validate_facilities(facilities, streets, str(folder / "facilities.csv"))
+    gazetteer = _read_csv(
+        folder / "gazetteer.csv",
+        dtype={**code, "number_from": "Int64", "number_to": "Int64"},
     )
-    streets = gpd.GeoDataFrame(streets, crs="EPSG:4326")
-    shares = np.array([0.035, 0.075, 0.075, 0.505, 0.31])
-    pop_rows = [base.population]
-    for code, total in zip(synth["street_code"], synth["population"], strict=True):
-        counts = np.floor(shares * total).astype(np.int64)
-        counts[3] += int(total) - counts.sum()
-        pop_rows.append(
-            pd.DataFrame({"street_code": code, "age_group": AGE_GROUPS, "population": counts})
-        )
-    population = pd.concat(pop_rows, ignore_index=True)
-    fac_rows = [
-        base.facilities.assign(
-            facility_id="C" + base.facilities["facility_id"].str.slice(1).str.zfill(4)
-        )
-    ]
-    n_fac = 0
-    centre = synth.geometry.representative_point()
-    for i, (code, name_zh) in enumerate(zip(synth["street_code"], synth["name_zh"], strict=True)):
-        n_fac += 1
-        p = centre.iloc[i]
-        fac_rows.append(
-            pd.DataFrame(
-                [{"facility_id": f"C{100 + n_fac:04d}", "name_zh": f"{name_zh}社区卫生服务中心",
-                  "name_en": f"Community Health Service Centre {code}", "level": "chsc", "kind": "community",
-                  "street_code": code, "lat": round(p.y, 6), "lon": round(p.x, 6), "departments": "GEN;PED", "weight": 2.0}]
-            )
-        )  # fmt: skip
-    for dcode, dzh, den in others:
-        members = synth[synth["street_code"].str.startswith(dcode)].reset_index(drop=True)
-        for h, (level, depts, weight) in enumerate(
-            (
-                ("tertiary", "GEN;PED;EMR;FEV;DER;OPH;GI", 8.0),
-                ("secondary", "GEN;PED;EMR;FEV", 4.0),
-                ("secondary", "GEN;EMR;FEV", 4.0),
-            )
-        ):
-            m = members.iloc[(h * 5) % len(members)]
-            p = m.geometry.centroid
-            n_fac += 1
-            fac_rows.append(
-                pd.DataFrame(
-                    [{"facility_id": f"C{100 + n_fac:04d}", "name_zh": f"{dzh}第{h + 1}人民医院",
-                      "name_en": f"{den} Hospital {h + 1}", "level": level, "kind": "general",
-                      "street_code": m["street_code"], "lat": round(p.y + 0.001 * h, 6), "lon": round(p.x, 6),
-                      "departments": depts, "weight": weight}]
-                )
-            )  # fmt: skip
-    facilities = pd.concat(fac_rows, ignore_index=True)
-    gaz = [base.gazetteer]
-    for code, name_zh in zip(synth["street_code"], synth["name_zh"], strict=True):
-        gaz.append(
-            pd.DataFrame(
-                {"street_code": code, "kind": ["street", "road", "road", "compound"],
-                 "name_zh": [name_zh, f"{name_zh}一路", f"{name_zh}二路", f"{name_zh}新村"],
-                 "number_from": np.nan, "number_to": np.nan}
-            )
-        )  # fmt: skip
-    gazetteer = pd.concat(gaz, ignore_index=True)
-    return validate_area_set(
-        AreaSet("city", streets, population, facilities, gazetteer), "city (synthetic)"
-    )
+    validate_gazetteer(gazetteer, streets, str(folder / "gazetteer.csv"))
+    return AreaSet(name, streets, population, facilities, gazetteer)
+
+
+@lru_cache(maxsize=4)
+def build_city_area_set(seed: int = 0) -> AreaSet:
+    """Build the SYNTHETIC Shanghai-sized city used for benchmarks and scaled simulation.
+
+    16 districts, 215 streets (Changning's 10 shipped streets plus 205 synthetic ones),
+    about 24.9 million residents; see :func:`geo.city.build_city` for how it is made.
+    Results are cached per seed and shared: treat the tables as read-only
+    (``build_city_area_set.__wrapped__(seed)`` builds a fresh copy).
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the synthetic geometry, populations and facilities; same seed, same city.
+
+    Returns
+    -------
+    AreaSet
+    """
+    from geo.city import build_city  # geo.city builds on AreaSet
+
+    return build_city(seed)

@@ -13,8 +13,10 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
-import click
 import typer
+
+# typer >= 0.20 vendors click; its exceptions live here (pinned by constraints.txt).
+from typer._click import exceptions as click_exc
 
 from sentinel.errors import SentinelError, UsageError
 from sentinel.settings import Settings, load_settings
@@ -157,16 +159,16 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     try:
         result = app(args=args, prog_name="sentinel", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+    except click_exc.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx else "", file=sys.stderr)
         return 2
-    except click.UsageError as exc:
+    except click_exc.UsageError as exc:
         _fail(exc.format_message())
         return 2
     except SentinelError as exc:
         _fail(str(exc))
         return 2
-    except click.exceptions.Abort:
+    except typer.Abort:
         _fail("aborted")
         return 130
     except _warehouse_errors() as exc:

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sentinel.simulator.records import DayBatch
-from sentinel.simulator.run import SimulationOptions, SimulationSummary, simulate
+from sentinel.simulator.run import SimulationOptions, SimulationSummary, check_options, simulate
 
 console = Console(highlight=False)
 
@@ -32,6 +32,7 @@ def progress_bar() -> Progress:
 
 def simulate_with_progress(opts: SimulationOptions) -> SimulationSummary:
     """Run the simulator with a progress bar and print what was written."""
+    check_options(opts)  # before the bar: bad usage prints one line, nothing else
     with progress_bar() as bar:
         task = bar.add_task("Simulating", total=opts.days, note="")
 

@@ -11,9 +11,9 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-from geo.areas import AreaSet
 from rich.table import Table
 
+from geo.areas import AreaSet
 from sentinel.console import console, progress_bar, simulate_with_progress
 from sentinel.logs import configure_logging, log_event
 from sentinel.settings import Settings
@@ -35,7 +35,9 @@ def run_demo(settings: Settings, days: int = 365, seed: int = 0) -> None:
     home = settings.home
     configure_logging(settings.logs_dir)
     sources = home / "demo" / "sources"
-    opts = SimulationOptions(out=sources, days=days, seed=seed)
+    # The demo ingests the HIS database; the HL7 and FHIR feeds (2 GB a year) are
+    # written by `sentinel simulate` when wanted.
+    opts = SimulationOptions(out=sources, days=days, seed=seed, formats=("his",))
     console.rule("[bold]1 · Simulate the district's clinical systems")
     simulate_with_progress(opts)
     log_event(log, "demo_simulated", out=sources, days=days, seed=seed)
@@ -73,10 +75,10 @@ def run_demo(settings: Settings, days: int = 365, seed: int = 0) -> None:
     per_street = run_query(
         settings.warehouse_dir,
         """
-        SELECT s.street_code, s.name_zh, s.name_en, s.population, count(v.visit_key) AS visits,
+        SELECT s.street_code, s.name_zh, s.population, count(v.visit_key) AS visits,
                round(1000.0 * count(v.visit_key) / s.population, 1) AS per_1000_residents
         FROM streets s LEFT JOIN visits v USING (street_code)
-        GROUP BY ALL ORDER BY s.street_code
+        GROUP BY s.street_code, s.name_zh, s.population ORDER BY s.street_code
         """,
     )
     table = Table(title="Visits by residence street (de-identified)")
@@ -110,16 +112,15 @@ def _print_places(settings: Settings, sources: Path) -> None:
     console.rule("[bold]Where things are")
     rows = [
         ("Simulated HIS database (SQLite)", sources / "his.sqlite"),
-        ("Simulated HL7 v2 ADT feed", sources / "hl7"),
-        ("Simulated FHIR R4 bulk export", sources / "fhir"),
         ("Injected outbreaks (ground truth)", sources / "ground_truth.csv"),
         ("Warehouse (Parquet, hive partitions)", settings.warehouse_dir),
         ("DuckDB catalog", settings.warehouse_dir / "sentinel.duckdb"),
         ("Logs", settings.logs_dir / "sentinel.log"),
     ]
     for label, path in rows:
-        console.print(f"  {label:<38} {path}")
+        console.print(f"  {label}: {path}")
+    console.print("\nThe same district's HL7 v2 and FHIR R4 feeds: sentinel simulate --out DIR")
     console.print(
-        '\nTry: [bold]sentinel sql "SELECT age_group, count(*) FROM visits GROUP BY ALL ORDER BY 1"[/]'
+        'Try: [bold]sentinel sql "SELECT age_group, count(*) FROM visits GROUP BY ALL ORDER BY 1"[/]'
     )
     console.print("     [bold]sentinel sql[/]  (read-only DuckDB shell on the warehouse)")

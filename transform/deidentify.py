@@ -13,12 +13,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
 from geo.areas import AreaSet, age_group_of
+
 from transform.residence import Gazetteer, resolve_residence
 from transform.scrub import scrub_text
 
-SEX_CODES = {"M": "M", "F": "F", "U": "U", "男": "M", "女": "F", "1": "M", "2": "F", "male": "M", "female": "F"}
+SEX_CODES = {
+    "M": "M",
+    "F": "F",
+    "U": "U",
+    "男": "M",
+    "女": "F",
+    "1": "M",
+    "2": "F",
+    "male": "M",
+    "female": "F",
+}
 SETTINGS = ("outpatient", "emergency", "inpatient")
 
 
@@ -43,11 +53,17 @@ def _birth_from_id(id_numbers: pd.Series) -> pd.Series:
 
 def _sex_from_id(id_numbers: pd.Series) -> pd.Series:
     s = id_numbers.astype("str").str.strip()
-    digit = pd.to_numeric(s.where(s.str.fullmatch(r"\d{17}[\dXx]")).str.slice(16, 17), errors="coerce")
-    return pd.Series(np.where(digit.isna(), None, np.where(digit % 2 == 1, "M", "F")), index=s.index, dtype="str")
+    digit = pd.to_numeric(
+        s.where(s.str.fullmatch(r"\d{17}[\dXx]")).str.slice(16, 17), errors="coerce"
+    )
+    return pd.Series(
+        np.where(digit.isna(), None, np.where(digit % 2 == 1, "M", "F")), index=s.index, dtype="str"
+    )
 
 
-def deidentify_visits(raw: pd.DataFrame, key: bytes, area: AreaSet, gazetteer: Gazetteer | None = None) -> Deidentified:
+def deidentify_visits(
+    raw: pd.DataFrame, key: bytes, area: AreaSet, gazetteer: Gazetteer | None = None
+) -> Deidentified:
     """Turn raw visit records into de-identified warehouse rows.
 
     Parameters
@@ -69,10 +85,14 @@ def deidentify_visits(raw: pd.DataFrame, key: bytes, area: AreaSet, gazetteer: G
     visit_time = pd.to_datetime(raw["visit_time"], errors="coerce")
     problems = pd.Series("", index=raw.index, dtype="str")
     problems[visit_time.isna()] = "visit time missing or not a date"
-    problems[raw["facility_id"].isna() | (raw["facility_id"].astype("str").str.strip() == "")] = "facility missing"
+    problems[raw["facility_id"].isna() | (raw["facility_id"].astype("str").str.strip() == "")] = (
+        "facility missing"
+    )
     problems[raw["source_visit_id"].isna()] = "source visit id missing"
     bad = problems != ""
-    quarantine = pd.DataFrame({"row_ref": raw.loc[bad, "row_ref"].astype("str"), "reason": problems[bad]})
+    quarantine = pd.DataFrame(
+        {"row_ref": raw.loc[bad, "row_ref"].astype("str"), "reason": problems[bad]}
+    )
     raw, visit_time = raw.loc[~bad].reset_index(drop=True), visit_time[~bad].reset_index(drop=True)
 
     birth = pd.to_datetime(raw["birth_date"], errors="coerce")
@@ -88,29 +108,41 @@ def deidentify_visits(raw: pd.DataFrame, key: bytes, area: AreaSet, gazetteer: G
         scrub_text(str(cc), [str(nm)]) if isinstance(cc, str) else ""
         for cc, nm in zip(raw["chief_complaint"], names, strict=True)
     ]
-    codes = raw["diagnosis_codes"].fillna("").astype("str").map(
-        lambda s: [c.strip().upper() for c in s.replace(",", ";").split(";") if c.strip()]
+    codes = (
+        raw["diagnosis_codes"]
+        .fillna("")
+        .astype("str")
+        .map(lambda s: [c.strip().upper() for c in s.replace(",", ";").split(";") if c.strip()])
     )
     setting = raw["setting"].astype("str").str.strip().str.lower()
     visits = pd.DataFrame(
         {
-            "visit_key": keyed_hash(key, raw["source"].astype("str") + "|visit|" + raw["source_visit_id"].astype("str")),
+            "visit_key": keyed_hash(
+                key, raw["source"].astype("str") + "|visit|" + raw["source_visit_id"].astype("str")
+            ),
             "source": raw["source"].astype("str"),
             "facility_id": raw["facility_id"].astype("str"),
             "visit_date": visit_time.dt.date,
             "visit_time": visit_time.astype("datetime64[us]"),
             "setting": setting.where(setting.isin(SETTINGS), "outpatient"),
-            "patient_key": keyed_hash(key, raw["source"].astype("str") + "|patient|" + raw["source_patient_id"].astype("str")),
+            "patient_key": keyed_hash(
+                key,
+                raw["source"].astype("str") + "|patient|" + raw["source_patient_id"].astype("str"),
+            ),
             "sex": sex,
             "age_years": age.astype("Int16"),
-            "age_group": pd.Series(age_group_of(age.fillna(-1).to_numpy()), dtype="str").where(age.notna()),
+            "age_group": pd.Series(age_group_of(age.fillna(-1).to_numpy()), dtype="str").where(
+                age.notna()
+            ),
             "street_code": residence.street_code.reset_index(drop=True),
             "residence_method": residence.method.reset_index(drop=True),
             "chief_complaint": complaints,
             "diagnosis_codes": codes,
             "temperature_c": pd.to_numeric(raw["temperature_c"], errors="coerce"),
             "syndromes": [[] for _ in range(len(raw))],
-            "updated_at": pd.to_datetime(raw["updated_at"], errors="coerce").fillna(visit_time).astype("datetime64[us]"),
+            "updated_at": pd.to_datetime(raw["updated_at"], errors="coerce")
+            .fillna(visit_time)
+            .astype("datetime64[us]"),
         }
     )
     return Deidentified(visits, quarantine.reset_index(drop=True))

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-
 from geo.areas import AreaSet
+
 from transform.deidentify import deidentify_visits
 from transform.residence import Gazetteer
 from warehouse.store import Warehouse
@@ -57,7 +57,9 @@ def ingest_raw_visits(
     upsert = warehouse.upsert_visits(visits, batch_id)
     quarantined = len(result.quarantine)
     if quarantined:
-        q = result.quarantine.assign(batch_id=batch_id, source=source, stage="deidentify", quarantined_at=started)
+        q = result.quarantine.assign(
+            batch_id=batch_id, source=source, stage="deidentify", quarantined_at=started
+        )
         warehouse.append_quarantine(batch_id, q)
     dates = sorted(str(d) for d in upsert.dates_touched)
     if upsert.dates_touched:
@@ -87,5 +89,12 @@ def ingest_raw_visits(
         },
     )  # fmt: skip
     return IngestResult(
-        batch_id, len(raw), len(visits), quarantined, upsert.inserted, upsert.replaced, upsert.unchanged, tuple(dates)
+        batch_id,
+        len(raw),
+        len(visits),
+        quarantined,
+        upsert.inserted,
+        upsert.replaced,
+        upsert.unchanged,
+        tuple(dates),
     )

@@ -38,7 +38,9 @@ class Gazetteer:
         for r in gazetteer.itertuples(index=False):
             lo = float(r.number_from) if pd.notna(r.number_from) else -np.inf
             hi = float(r.number_to) if pd.notna(r.number_to) else np.inf
-            self.entries.setdefault(str(r.name_zh), []).append((str(r.street_code), str(r.kind), lo, hi))
+            self.entries.setdefault(str(r.name_zh), []).append(
+                (str(r.street_code), str(r.kind), lo, hi)
+            )
         names = sorted(self.entries, key=len, reverse=True)
         self.pattern = re.compile("|".join(re.escape(n) for n in names)) if names else None
 
@@ -47,13 +49,15 @@ class Gazetteer:
         if not address or self.pattern is None:
             return None, "no address"
         found: dict[str, set[str]] = {"compound": set(), "road": set(), "street": set()}
+        undecided = False
         for m in self.pattern.finditer(address):
-            number_match = NUMBER_AFTER.match(address[m.end():])
+            number_match = NUMBER_AFTER.match(address[m.end() :])
             number = float(number_match.group(1)) if number_match else None
             for code, kind, lo, hi in self.entries[m.group(0)]:
-                if kind == "road" and len(self.entries[m.group(0)]) > 1:
-                    if number is None or not (lo <= number <= hi):
-                        continue
+                split_road = kind == "road" and len(self.entries[m.group(0)]) > 1
+                if split_road and (number is None or not (lo <= number <= hi)):
+                    undecided = True
+                    continue
                 found.setdefault(kind, set()).add(code)
         for kind in ("compound", "road", "street"):
             codes = found.get(kind, set())
@@ -61,10 +65,14 @@ class Gazetteer:
                 return next(iter(codes)), ""
             if len(codes) > 1:
                 return None, f"address fits several streets ({kind})"
+        if undecided:
+            return None, "road crosses streets and the house number does not decide"
         return None, "address not in gazetteer"
 
 
-def resolve_residence(raw: pd.DataFrame, area: AreaSet, gazetteer: Gazetteer | None = None) -> Residence:
+def resolve_residence(
+    raw: pd.DataFrame, area: AreaSet, gazetteer: Gazetteer | None = None
+) -> Residence:
     """Resolve each row's street from ``residence_code``, then ``lat``/``lon``, then ``address``."""
     n = len(raw)
     codes = pd.Series([None] * n, index=raw.index, dtype="str")
@@ -79,7 +87,9 @@ def resolve_residence(raw: pd.DataFrame, area: AreaSet, gazetteer: Gazetteer | N
     reason[bad_code] = "residence code not in the area set"
     todo = ~ok & raw["lat"].notna() & raw["lon"].notna()
     if todo.any():
-        located = area.locate(raw.loc[todo, "lat"].to_numpy(float), raw.loc[todo, "lon"].to_numpy(float))
+        located = area.locate(
+            raw.loc[todo, "lat"].to_numpy(float), raw.loc[todo, "lon"].to_numpy(float)
+        )
         located = pd.Series(located, index=raw.index[todo.to_numpy()], dtype="str")
         hit = located.notna()
         codes[hit[hit].index] = located[hit]

@@ -6,12 +6,17 @@ import re
 from collections.abc import Iterable
 
 # 18-digit resident ID (last may be X) or old 15-digit; not part of a longer digit run.
-ID_NUMBER = re.compile(r"(?<![0-9])(?:[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx]|[1-9]\d{14})(?![0-9Xx])")
+ID_NUMBER = re.compile(
+    r"(?<![0-9])(?:[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[0-9Xx]|[1-9]\d{14})(?![0-9Xx])"
+)
 MOBILE = re.compile(r"(?<![0-9])(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d{4}){2}(?![0-9])")
 LANDLINE = re.compile(r"(?<![0-9])0\d{2,3}-?\d{7,8}(?![0-9])")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # "联系电话"/"电话"/"身份证"/"患者" labels left dangling after removal are tidied up.
-LABELS = re.compile(r"(?:联系电话|电话|手机|身份证号?|证件号|患者姓名|姓名|tel|phone|ID)[:：]?\s*(?=\[)", re.IGNORECASE)
+LABELS = re.compile(
+    r"(?:联系电话|电话|手机|身份证号?|证件号|患者姓名|姓名|tel|phone|ID)[:：]?\s*(?=\[)",
+    re.IGNORECASE,
+)
 REDACTED = "[已删除]"
 
 

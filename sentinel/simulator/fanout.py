@@ -59,7 +59,7 @@ def _work(specs: list[WriterSpec], inbox: Any, outbox: Any) -> None:
         outbox.put(("done", None))
     except UsageError as exc:
         outbox.put(("usage", str(exc)))
-    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+    except Exception as exc:
         outbox.put(("error", f"{type(exc).__name__}: {exc}"))
 
 

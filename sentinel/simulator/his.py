@@ -52,43 +52,54 @@ PATIENTS = sa.Table(
     sa.Column("address", sa.String(200)),
     sa.Column("addr_division_code", sa.String(12)),
     sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 REGISTRATIONS = sa.Table(
     "registrations",
     metadata,
     sa.Column("reg_id", sa.String(32), primary_key=True),
-    sa.Column("patient_id", sa.String(24), nullable=False, index=True),
+    sa.Column("patient_id", sa.String(24), nullable=False),
     sa.Column("facility_id", sa.String(16), nullable=False),
     sa.Column("dept_code", sa.String(8)),
     sa.Column("visit_type", sa.String(1), nullable=False),  # O outpatient, E emergency
     sa.Column("reg_time", sa.DateTime, nullable=False),
     sa.Column("chief_complaint", sa.Text),
     sa.Column("created_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 DIAGNOSES = sa.Table(
     "diagnoses",
     metadata,
     sa.Column("diag_id", sa.String(40), primary_key=True),
-    sa.Column("reg_id", sa.String(32), nullable=False, index=True),
+    sa.Column("reg_id", sa.String(32), nullable=False),
     sa.Column("seq", sa.Integer, nullable=False),
     sa.Column("icd10_code", sa.String(10), nullable=False),
     sa.Column("diag_name", sa.String(100)),
-    sa.Column("updated_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 VITAL_SIGNS = sa.Table(
     "vital_signs",
     metadata,
     sa.Column("vital_id", sa.String(40), primary_key=True),
-    sa.Column("reg_id", sa.String(32), nullable=False, index=True),
+    sa.Column("reg_id", sa.String(32), nullable=False),
     sa.Column("item_code", sa.String(8), nullable=False),  # T = body temperature
     sa.Column("value", sa.Float, nullable=False),
     sa.Column("unit", sa.String(8), nullable=False),
     sa.Column("measured_at", sa.DateTime, nullable=False),
-    sa.Column("updated_at", sa.DateTime, nullable=False, index=True),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 HIS_TABLES = (FACILITIES, PATIENTS, REGISTRATIONS, DIAGNOSES, VITAL_SIGNS)
+# Created one by one in this order after the tables: SQLAlchemy keeps a table's indexes in
+# a set, whose order changes between processes and would make the file differ.
+INDEXES = (
+    ("patients", "updated_at"),
+    ("registrations", "patient_id"),
+    ("registrations", "updated_at"),
+    ("diagnoses", "reg_id"),
+    ("diagnoses", "updated_at"),
+    ("vital_signs", "reg_id"),
+    ("vital_signs", "updated_at"),
+)
 GENDER_CODES = {"M": "1", "F": "2"}
 
 # Row-at-a-time inserts are far too slow for a year of visits: the writer sends plain
@@ -161,6 +172,9 @@ class HisDatabaseWriter:
             )
         metadata.drop_all(self.engine)
         metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            for table, column in INDEXES:
+                conn.exec_driver_sql(f"CREATE INDEX ix_{table}_{column} ON {table} ({column})")
 
     def _send(
         self, conn: sa.Connection, table: sa.Table, frame: pd.DataFrame, ignore: bool = False

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from geo.areas import AreaSet, build_city_area_set, load_area_set
 
+from geo.areas import AreaSet, build_city_area_set, load_area_set
 from sentinel.errors import UsageError
 from sentinel.simulator.engine import SimulationPlan, VisitGenerator, plan_facility_events
 from sentinel.simulator.epidemic import plan_outbreaks
@@ -167,7 +167,10 @@ def simulate(
     _write_truth(opts.out, outbreaks, realised, events)
     manifest = {
         "generator": "sentinel simulate",
-        "options": {**asdict(opts), "out": str(opts.out), "start": opts.start.isoformat()},
+        "options": {
+            **{k: v for k, v in asdict(opts).items() if k != "out"},
+            "start": opts.start.isoformat(),
+        },
         "area_set": area.name,
         "summary": {k: v for k, v in asdict(summary).items() if k != "by_day"},
     }

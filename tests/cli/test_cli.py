@@ -41,7 +41,7 @@ def test_help_everywhere(command: str | None, capsys: pytest.CaptureFixture[str]
         (["simulate", "--out", "{tmp}/o", "--scale", "planet"], "--scale"),
         (["simulate", "--out", "{tmp}/o", "--formats", "his,pdf"], "--formats"),
         (["simulate", "--out", "{tmp}/o", "--bogus"], "No such option"),
-        (["simulate", "--out", "{tmp}/o", "--days", "ten"], "ten"),
+        (["simulate", "--out", "{tmp}/o", "--days", "ten"], "--days"),
         (["simulate"], "--out"),
         (["frobnicate"], "No such command"),
         (["sql", "SELECT 1", "--format", "xml"], "--format"),

@@ -76,7 +76,7 @@ def test_volume_weekly_and_seasonal_patterns(year: Path) -> None:
     assert 1500 < daily.median() < 3000
     truth = pd.read_parquet(year / "truth" / "visits.parquet")
     assert len(truth) == len(v)
-    by_dow = v.groupby(v["reg_time"].dt.dayofweek).size()
+    by_dow = v.groupby(v["reg_time"].dt.day_of_week).size()
     assert by_dow[0] > 1.2 * by_dow[6]  # Mondays busier than Sundays
     truth["month"] = pd.to_datetime(truth["visit_date"]).dt.month
     month = truth.groupby(["category", "month"]).size().unstack(fill_value=0)

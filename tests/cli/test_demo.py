@@ -1,0 +1,55 @@
+"""`sentinel demo` end to end on embedded defaults, then `sentinel sql` on what it loaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sentinel.cli import main
+
+
+def test_demo_then_sql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "demo", "--days", "21"]) == 0
+    out = capsys.readouterr().out
+    assert "Where things are" in out and str(home / "warehouse") in out
+    assert (
+        main(
+            [
+                "--home",
+                str(home),
+                "sql",
+                "SELECT count(*) AS n, count(DISTINCT street_code) AS streets FROM visits",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
+    row = json.loads(capsys.readouterr().out.strip())
+    assert row["n"] > 20 * 1000 and row["streets"] == 10
+    assert (
+        main(
+            [
+                "--home",
+                str(home),
+                "sql",
+                "SELECT street_code FROM streets ORDER BY 1",
+                "--format",
+                "csv",
+            ]
+        )
+        == 0
+    )
+    csv = capsys.readouterr().out.splitlines()
+    assert csv[0] == "street_code" and len(csv) == 11
+    # a write through `sentinel sql` is refused with one line
+    assert main(["--home", str(home), "sql", "DELETE FROM visits"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sentinel: error:") and "read-only" in err and len(err.splitlines()) == 1
+    # running the demo again leaves the same warehouse
+    files = {p: p.read_bytes() for p in (home / "warehouse" / "visits").rglob("*.parquet")}
+    assert main(["--home", str(home), "demo", "--days", "21"]) == 0
+    assert files == {p: p.read_bytes() for p in (home / "warehouse" / "visits").rglob("*.parquet")}
