@@ -74,6 +74,6 @@ def print_frame(frame: pd.DataFrame, fmt: Literal["table", "csv", "json"]) -> No
 
 def _missing(value: object) -> bool:
     try:
-        return bool(pd.isna(value))  # type: ignore[arg-type]
+        return value is None or bool(pd.isna(value))  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return False

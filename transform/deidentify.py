@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from geo.areas import AreaSet, age_group_of
 
+from geo.areas import AreaSet, age_group_of
 from transform.residence import Gazetteer, resolve_residence
 from transform.scrub import scrub_text
 
@@ -56,9 +56,8 @@ def _sex_from_id(id_numbers: pd.Series) -> pd.Series:
     digit = pd.to_numeric(
         s.where(s.str.fullmatch(r"\d{17}[\dXx]")).str.slice(16, 17), errors="coerce"
     )
-    return pd.Series(
-        np.where(digit.isna(), None, np.where(digit % 2 == 1, "M", "F")), index=s.index, dtype="str"
-    )
+    sex = pd.Series(np.where(digit % 2 == 1, "M", "F"), index=s.index, dtype="str")
+    return sex.where(digit.notna())
 
 
 def deidentify_visits(

@@ -35,12 +35,13 @@ class Gazetteer:
 
     def __init__(self, gazetteer: pd.DataFrame) -> None:
         self.entries: dict[str, list[tuple[str, str, float, float]]] = {}
-        for r in gazetteer.itertuples(index=False):
-            lo = float(r.number_from) if pd.notna(r.number_from) else -np.inf
-            hi = float(r.number_to) if pd.notna(r.number_to) else np.inf
-            self.entries.setdefault(str(r.name_zh), []).append(
-                (str(r.street_code), str(r.kind), lo, hi)
-            )
+        for code, kind, name, low, high in zip(
+            gazetteer["street_code"], gazetteer["kind"], gazetteer["name_zh"],
+            gazetteer["number_from"], gazetteer["number_to"], strict=True,
+        ):  # fmt: skip
+            lo = -np.inf if pd.isna(low) else float(low)
+            hi = np.inf if pd.isna(high) else float(high)
+            self.entries.setdefault(str(name), []).append((str(code), str(kind), lo, hi))
         names = sorted(self.entries, key=len, reverse=True)
         self.pattern = re.compile("|".join(re.escape(n) for n in names)) if names else None
 
@@ -87,10 +88,10 @@ def resolve_residence(
     reason[bad_code] = "residence code not in the area set"
     todo = ~ok & raw["lat"].notna() & raw["lon"].notna()
     if todo.any():
-        located = area.locate(
+        points = area.locate(
             raw.loc[todo, "lat"].to_numpy(float), raw.loc[todo, "lon"].to_numpy(float)
         )
-        located = pd.Series(located, index=raw.index[todo.to_numpy()], dtype="str")
+        located = pd.Series(points, index=raw.index[todo.to_numpy()], dtype="str")
         hit = located.notna()
         codes[hit[hit].index] = located[hit]
         method[hit[hit].index] = "point"

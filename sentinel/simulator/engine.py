@@ -19,8 +19,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from geo.areas import AGE_GROUPS, AreaSet
 
+from geo.areas import AGE_GROUPS, AreaSet
 from sentinel.simulator import identity as ident
 from sentinel.simulator.categories import CATEGORIES, RATES
 from sentinel.simulator.complaints import make_complaints
@@ -161,10 +161,12 @@ class VisitGenerator:
         for code in self.codes:
             rows = self.gaz[(self.gaz["street_code"] == code) & (self.gaz["kind"] != "street")]
             entries = []
-            for r in rows.itertuples(index=False):
-                lo = int(r.number_from) if pd.notna(r.number_from) else 1
-                hi = int(r.number_to) if pd.notna(r.number_to) else 1200
-                entries.append((str(r.kind), str(r.name_zh), lo, max(lo, hi)))
+            for kind, name, low, high in zip(
+                rows["kind"], rows["name_zh"], rows["number_from"], rows["number_to"], strict=True
+            ):
+                lo = 1 if pd.isna(low) else int(low)
+                hi = 1200 if pd.isna(high) else int(high)
+                entries.append((str(kind), str(name), lo, max(lo, hi)))
             places.append(entries or [("road", "长宁路", 1, 1500)])
         return places
 
@@ -251,7 +253,7 @@ class VisitGenerator:
         day = self.days[i]
         rng = self.rng
         street, cat, group, ob = self._counts(i)
-        n = street.shape[0]
+        n = int(street.shape[0])
         lo = np.array([b[0] for b in AGE_BOUNDS])[group]
         hi = np.array([b[1] for b in AGE_BOUNDS])[group]
         resident = (rng.random(n) * np.maximum(self.pool[street, group], 1)).astype(np.int64)
@@ -326,12 +328,12 @@ class VisitGenerator:
         ]
         # planted identifiers: some clinicians type contact details into the complaint
         plant = rng.random(n) < PLANTED_IDENTIFIER_SHARE
-        for k in np.flatnonzero(plant):
-            what = int(rng.integers(3))
-            extra = (f"患者{ids.name[k]}", f"联系电话{ids.phone[k]}", f"身份证{ids.id_number[k]}")[
+        for p in np.flatnonzero(plant).tolist():
+            what = int(rng.integers(3))  # 0 name, 1 phone, 2 ID number
+            extra = (f"患者{ids.name[p]}", f"联系电话{ids.phone[p]}", f"身份证{ids.id_number[p]}")[
                 what
             ]
-            complaints[k] = f"{extra}，{complaints[k]}"
+            complaints[p] = f"{extra}，{complaints[p]}"
         residence = np.array(self.codes)[street]
         has_code = rng.random(n) < self.code_prob[fac]
         lat, lon = self._homes(street, h)
@@ -356,7 +358,7 @@ class VisitGenerator:
                 "birth_date": ids.birth_date.astype("datetime64[us]"),
                 "age_years": age_years,
                 "address": self._addresses(street, h),
-                "residence_code": pd.array(np.where(has_code, residence, None), dtype="str"),
+                "residence_code": pd.Series(residence, dtype="str").where(has_code),
                 "true_street_code": residence,
                 "lat": lat,
                 "lon": lon,
@@ -382,7 +384,7 @@ class VisitGenerator:
 
     def _codes(self, cat: np.ndarray, rng: np.random.Generator) -> tuple[list[str], list[str]]:
         codes, names = [], []
-        u = rng.random(cat.shape[0])
+        u = rng.random(int(cat.shape[0]))
         tables = []
         for c in CATEGORIES:
             w = np.array([x[2] for x in c.codes], dtype=float)

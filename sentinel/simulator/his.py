@@ -135,7 +135,7 @@ def _rows(frame: pd.DataFrame, datetimes_as_text: bool) -> list[tuple[Any, ...]]
         elif col.dtype.kind in "iu":
             columns.append(col.to_numpy().tolist())
         else:
-            columns.append(col.to_numpy(dtype=object, na_value=None).tolist())
+            columns.append([None if pd.isna(v) else v for v in col.to_numpy(dtype=object).tolist()])
     return list(zip(*columns, strict=True))
 
 
@@ -189,7 +189,7 @@ class HisDatabaseWriter:
         suffix = _IGNORE_SUFFIX.get(self.dialect, "") if ignore else ""
         marks = ", ".join([mark] * len(frame.columns))
         sql = f"{verb} {quote(table.name)} ({cols}) VALUES ({marks}){suffix}"
-        conn.exec_driver_sql(sql, _rows(frame, self.dialect == "sqlite"))  # type: ignore[arg-type]
+        conn.exec_driver_sql(sql, _rows(frame, self.dialect == "sqlite"))
 
     def write(self, batch: DayBatch) -> int:
         """Insert the day's arrivals and apply its corrections; returns visits written."""

@@ -19,8 +19,13 @@ import pyarrow.parquet as pq
 
 from geo.areas import AreaSet, build_city_area_set, load_area_set
 from sentinel.errors import UsageError
-from sentinel.simulator.engine import SimulationPlan, VisitGenerator, plan_facility_events
-from sentinel.simulator.epidemic import plan_outbreaks
+from sentinel.simulator.engine import (
+    FacilityEvent,
+    SimulationPlan,
+    VisitGenerator,
+    plan_facility_events,
+)
+from sentinel.simulator.epidemic import Outbreak, plan_outbreaks
 from sentinel.simulator.fanout import WriterPool, WriterSpec
 from sentinel.simulator.records import DayBatch
 
@@ -227,7 +232,9 @@ def _clear(out: Path) -> None:
             p.unlink()
 
 
-def _write_truth(out: Path, outbreaks: list, realised: dict[str, int], events: list) -> None:  # type: ignore[type-arg]
+def _write_truth(
+    out: Path, outbreaks: list[Outbreak], realised: dict[str, int], events: list[FacilityEvent]
+) -> None:
     rows = [
         {
             "outbreak_id": o.outbreak_id,
