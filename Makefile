@@ -19,7 +19,7 @@ demo: install
 	$(BIN)/sentinel demo
 
 test: install
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check .

@@ -123,6 +123,32 @@ def demo(
 
 
 @app.command()
+def ingest(
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source", help="KIND:LOCATION with KIND sql (SQLAlchemy URL), hl7, fhir or linelist."
+        ),
+    ] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="sql: ignore the watermark and pull everything.")
+    ] = False,
+    lookback_hours: Annotated[
+        float,
+        typer.Option(
+            "--lookback-hours", help="sql: re-read this much before the watermark (late commits)."
+        ),
+    ] = 2.0,
+) -> None:
+    """Extract visits from a clinical source, de-identify them at the edge and load the warehouse."""
+    from sentinel.ingesting import ingest_source
+
+    if source is None:
+        raise UsageError("--source KIND:LOCATION is required")
+    ingest_source(state.settings, source, full=full, lookback_hours=lookback_hours)
+
+
+@app.command()
 def sql(
     query: Annotated[
         str | None,

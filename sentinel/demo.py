@@ -54,14 +54,14 @@ def run_demo(settings: Settings, days: int = 365, seed: int = 0) -> None:
     his = sources / "his.sqlite"
     with progress_bar() as bar:
         task = bar.add_task("Loading HIS visits", total=3, note="extract")
-        raw = extract_his_visits(f"sqlite:///{his.absolute()}", source="his")
+        raw = extract_his_visits(f"sqlite:///{his.absolute()}", source="sql")
         bar.update(task, advance=1, note=f"{len(raw):,} extracted · de-identify and write")
         result = ingest_raw_visits(
             raw,
             warehouse=wh,
             area=area,
             key=key,
-            source="his",
+            source="sql",
             location=str(his),
             syndromes=SYNDROMIC,
         )

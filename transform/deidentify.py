@@ -114,10 +114,13 @@ def deidentify_visits(
         .map(lambda s: [c.strip().upper() for c in s.replace(",", ";").split(";") if c.strip()])
     )
     setting = raw["setting"].astype("str").str.strip().str.lower()
+    # Keys are namespaced by the facility (whose system issued the ids), not by the channel
+    # that delivered the record: the same visit arriving by SQL, HL7 or FHIR is one row.
+    facility = raw["facility_id"].astype("str")
     visits = pd.DataFrame(
         {
             "visit_key": keyed_hash(
-                key, raw["source"].astype("str") + "|visit|" + raw["source_visit_id"].astype("str")
+                key, facility + "|visit|" + raw["source_visit_id"].astype("str")
             ),
             "source": raw["source"].astype("str"),
             "facility_id": raw["facility_id"].astype("str"),
@@ -125,8 +128,7 @@ def deidentify_visits(
             "visit_time": visit_time.astype("datetime64[us]"),
             "setting": setting.where(setting.isin(SETTINGS), "outpatient"),
             "patient_key": keyed_hash(
-                key,
-                raw["source"].astype("str") + "|patient|" + raw["source_patient_id"].astype("str"),
+                key, facility + "|patient|" + raw["source_patient_id"].astype("str")
             ),
             "sex": sex,
             "age_years": age.astype("Int16"),

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from geo.areas import AreaSet
 
+from geo.areas import AreaSet
 from transform.deidentify import deidentify_visits
 from transform.residence import Gazetteer
 from warehouse.store import Warehouse
@@ -44,22 +44,28 @@ def ingest_raw_visits(
     location: str,
     syndromes: tuple[str, ...] = (),
     gazetteer: Gazetteer | None = None,
+    rejected: pd.DataFrame | None = None,
 ) -> IngestResult:
     """De-identify ``raw`` and upsert it into ``warehouse`` as one logged batch.
 
-    ``location`` must already be safe to record (no passwords). ``syndrome_daily`` is
-    rebuilt for every date the batch touched.
+    ``location`` must already be safe to record (no passwords). ``rejected`` holds the
+    records the extract stage could not read (``row_ref``, ``reason``): they are
+    quarantined with this batch and counted as extracted. ``syndrome_daily`` is rebuilt
+    for every date the batch touched.
     """
     batch_id = uuid.uuid4().hex
     started = datetime.now()
     result = deidentify_visits(raw, key, area, gazetteer)
     visits = result.visits.assign(batch_id=batch_id)
     upsert = warehouse.upsert_visits(visits, batch_id)
-    quarantined = len(result.quarantine)
+    parts = [result.quarantine.assign(stage="deidentify")]
+    if rejected is not None and len(rejected):
+        parts.append(rejected[["row_ref", "reason"]].assign(stage="extract"))
+    quarantine = pd.concat(parts, ignore_index=True)
+    quarantined = len(quarantine)
+    extracted = len(raw) + (0 if rejected is None else len(rejected))
     if quarantined:
-        q = result.quarantine.assign(
-            batch_id=batch_id, source=source, stage="deidentify", quarantined_at=started
-        )
+        q = quarantine.assign(batch_id=batch_id, source=source, quarantined_at=started)
         warehouse.append_quarantine(batch_id, q)
     dates = sorted(str(d) for d in upsert.dates_touched)
     if upsert.dates_touched:
@@ -69,7 +75,7 @@ def ingest_raw_visits(
             "batch_id": batch_id,
             "source": source,
             "location": location,
-            "extracted": len(raw),
+            "extracted": extracted,
             "loaded": len(visits),
             "quarantined": quarantined,
             "replaced": upsert.replaced,
@@ -82,7 +88,7 @@ def ingest_raw_visits(
         "batch_loaded",
         extra={
             "fields": {
-                "batch_id": batch_id, "source": source, "extracted": len(raw), "loaded": len(visits),
+                "batch_id": batch_id, "source": source, "extracted": extracted, "loaded": len(visits),
                 "quarantined": quarantined, "inserted": upsert.inserted, "replaced": upsert.replaced,
                 "unchanged": upsert.unchanged, "dates": len(dates),
             }
@@ -90,7 +96,7 @@ def ingest_raw_visits(
     )  # fmt: skip
     return IngestResult(
         batch_id,
-        len(raw),
+        extracted,
         len(visits),
         quarantined,
         upsert.inserted,

@@ -46,7 +46,7 @@ def _ingest(sources: Path, home: Path) -> tuple[Warehouse, object]:
 
 
 def test_reconciles_and_reload_is_a_no_op(sources: Path, tmp_path: Path) -> None:
-    wh, first = _ingest(sources, tmp_path)
+    _, first = _ingest(sources, tmp_path)
     assert first.extracted == first.loaded + first.quarantined  # type: ignore[attr-defined]
     before = {p: p.read_bytes() for p in (tmp_path / "warehouse" / "visits").rglob("*.parquet")}
     _, second = _ingest(sources, tmp_path)

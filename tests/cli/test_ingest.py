@@ -1,0 +1,84 @@
+"""`sentinel ingest --source sql:URL`: secret required, watermark, idempotent re-runs."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from sentinel.cli import main
+from sentinel.simulator.run import SimulationOptions, simulate
+from warehouse.catalog import run_query
+
+
+@pytest.fixture(scope="module")
+def his(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("his")
+    simulate(SimulationOptions(out=out, days=7, start=date(2025, 9, 1), seed=4, formats=("his",)))
+    return out / "his.sqlite"
+
+
+def test_refuses_without_secret(
+    tmp_path: Path, his: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SENTINEL_HMAC_KEY", raising=False)
+    assert main(["--home", str(tmp_path), "ingest", "--source", f"sql:sqlite:///{his}"]) == 2
+    err = capsys.readouterr().err
+    assert "SENTINEL_HMAC_KEY" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "warehouse").exists()
+
+
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ("nonsense", "KIND:LOCATION"),
+        ("ftp:/x", "unknown source kind"),
+        ("hl7:/no/such/file", "does not exist"),
+    ],
+)
+def test_bad_source_spec(
+    spec: str,
+    needle: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SENTINEL_HMAC_KEY", "s3cret")
+    assert main(["--home", str(tmp_path), "ingest", "--source", spec]) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_sql_ingest_watermark_and_correction(
+    tmp_path: Path, his: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SENTINEL_HMAC_KEY", "s3cret")
+    db = tmp_path / "his.sqlite"
+    db.write_bytes(his.read_bytes())
+    home = tmp_path / "home"
+    args = ["--home", str(home), "ingest", "--source", f"sql:sqlite:///{db}"]
+    assert main(args) == 0
+    wh = home / "warehouse"
+    first = run_query(wh, "SELECT count(*) AS n FROM visits")["n"].iloc[0]
+    with sqlite3.connect(db) as con:
+        assert first == con.execute("SELECT count(*) FROM registrations").fetchone()[0]
+    assert (home / "state" / "watermarks.json").exists()
+    # nothing new: the incremental pull reads only the look-back window and adds nothing
+    assert main(args) == 0
+    batches = run_query(wh, "SELECT extracted, loaded, replaced FROM batches ORDER BY started")
+    assert batches["extracted"].iloc[1] < batches["extracted"].iloc[0]
+    assert run_query(wh, "SELECT count(*) AS n FROM visits")["n"].iloc[0] == first
+    # a corrected HIS row comes through the watermark and replaces the earlier version
+    with sqlite3.connect(db) as con:
+        con.execute(
+            "UPDATE registrations SET chief_complaint = '更正：咳嗽3天', updated_at = '2026-01-01 00:00:00.000000' "
+            "WHERE reg_id = (SELECT min(reg_id) FROM registrations)"
+        )
+    assert main(args) == 0
+    assert run_query(wh, "SELECT count(*) AS n FROM visits")["n"].iloc[0] == first
+    fixed = run_query(
+        wh, "SELECT count(*) AS n FROM visits WHERE chief_complaint = '更正：咳嗽3天'"
+    )
+    assert fixed["n"].iloc[0] == 1
+    assert run_query(wh, "SELECT replaced FROM batches ORDER BY started")["replaced"].iloc[-1] == 1
