@@ -53,3 +53,19 @@ def test_demo_then_sql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     files = {p: p.read_bytes() for p in (home / "warehouse" / "visits").rglob("*.parquet")}
     assert main(["--home", str(home), "demo", "--days", "21"]) == 0
     assert files == {p: p.read_bytes() for p in (home / "warehouse" / "visits").rglob("*.parquet")}
+
+
+def test_sql_shell_is_read_only_duckdb(tmp_path: Path) -> None:
+    """Without a query, `sentinel sql` becomes the DuckDB shell on the catalog, read-only."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "demo", "--days", "3"]) == 0
+    script = "SELECT count(DISTINCT street_code) AS streets FROM visits;\nCREATE TABLE x (a INT);\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sentinel", "--home", str(home), "sql"],
+        input=script, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert "10" in proc.stdout
+    assert "read-only" in (proc.stdout + proc.stderr).lower()
