@@ -119,8 +119,9 @@ def _print_places(settings: Settings, sources: Path) -> None:
     ]
     for label, path in rows:
         console.print(f"  {label}: {path}")
-    console.print("\nThe same district's HL7 v2 and FHIR R4 feeds: sentinel simulate --out DIR")
+    console.print("\nThe same district's HL7 v2 and FHIR R4 feeds: sentinel simulate --out DIR", soft_wrap=True)
     console.print(
-        'Try: [bold]sentinel sql "SELECT age_group, count(*) FROM visits GROUP BY ALL ORDER BY 1"[/]'
+        'Try: [bold]sentinel sql "SELECT age_group, count(*) FROM visits GROUP BY ALL ORDER BY 1"[/]',
+        soft_wrap=True,
     )
     console.print("     [bold]sentinel sql[/]  (read-only DuckDB shell on the warehouse)")

@@ -7,7 +7,6 @@ date or source ids, plus a quarantine frame for rows that cannot be de-identifie
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
 
@@ -42,7 +41,12 @@ class Deidentified:
 
 def keyed_hash(key: bytes, values: pd.Series) -> pd.Series:
     """HMAC-SHA256 hex digests of each value under ``key`` (pseudonymous, not reversible)."""
-    return values.map(lambda v: hmac.new(key, str(v).encode("utf-8"), hashlib.sha256).hexdigest())
+    digest = hmac.digest  # one-shot C path: several times faster than hmac.new per value
+    return pd.Series(
+        [digest(key, str(v).encode("utf-8"), "sha256").hex() for v in values.tolist()],
+        index=values.index,
+        dtype="str",
+    )
 
 
 def _birth_from_id(id_numbers: pd.Series) -> pd.Series:
@@ -105,14 +109,12 @@ def deidentify_visits(
     names = raw["name"].astype("str").fillna("")
     complaints = [
         scrub_text(str(cc), [str(nm)]) if isinstance(cc, str) else ""
-        for cc, nm in zip(raw["chief_complaint"], names, strict=True)
+        for cc, nm in zip(raw["chief_complaint"].tolist(), names.tolist(), strict=True)
     ]
-    codes = (
-        raw["diagnosis_codes"]
-        .fillna("")
-        .astype("str")
-        .map(lambda s: [c.strip().upper() for c in s.replace(",", ";").split(";") if c.strip()])
-    )
+    codes = [
+        [c.strip().upper() for c in s.replace(",", ";").split(";") if c.strip()]
+        for s in raw["diagnosis_codes"].fillna("").astype("str").tolist()
+    ]
     setting = raw["setting"].astype("str").str.strip().str.lower()
     # Keys are namespaced by the facility (whose system issued the ids), not by the channel
     # that delivered the record: the same visit arriving by SQL, HL7 or FHIR is one row.
