@@ -25,6 +25,7 @@ LEFT JOIN vital_signs v ON v.reg_id = r.reg_id AND v.item_code = 'T'
 {where}
 """
 DIAGNOSIS_QUERY = "SELECT reg_id, seq, icd10_code, updated_at FROM diagnoses {where}"
+GENDER_OF_CODE = {"1": "M", "2": "F", "0": "U", "9": "U"}  # GB/T 2261.1
 SETTING_OF_VISIT_TYPE = {"O": "outpatient", "E": "emergency", "I": "inpatient"}
 
 
@@ -76,7 +77,7 @@ def extract_his_visits(
             "name": regs["name"],
             "id_number": regs["id_card_no"],
             "phone": regs["mobile"],
-            "sex": regs["gender"],
+            "sex": regs["gender"].map(GENDER_OF_CODE),
             "birth_date": pd.to_datetime(regs["birth_date"]),
             "address": regs["address"],
             "residence_code": regs["addr_division_code"],

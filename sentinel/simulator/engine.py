@@ -340,7 +340,7 @@ class VisitGenerator:
         fac_ids = np.array(self.facility_ids)[fac]
         mrn_hash = ident.derive(h ^ self.fac_salt[fac], 31)
         patient_id = np.char.add(
-            fac_ids.astype("U8"), np.char.zfill((mrn_hash % np.uint64(10**9)).astype("U9"), 9)
+            fac_ids.astype("U8"), np.char.zfill((mrn_hash % np.uint64(10**12)).astype("U12"), 12)
         )
         created = self._arrival(fac_ids, visit_time, rng)
         frame = pd.DataFrame(
