@@ -149,6 +149,39 @@ def ingest(
 
 
 @app.command()
+def classify(
+    input_file: Annotated[
+        Path,
+        typer.Option(
+            "--input", help="CSV with chief_complaint, temperature_c, age_years, diagnosis_codes."
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", help="CSV written with a `syndromes` column added.")
+    ],
+    definitions: Annotated[
+        Path | None,
+        typer.Option(
+            "--definitions", help="Syndrome definitions YAML (default: the shipped version)."
+        ),
+    ] = None,
+) -> None:
+    """Classify visits into syndromes (Chinese and English complaints, temperature, ICD-10 codes)."""
+    from transform.syndromes import classify_file, load_definitions
+
+    if not input_file.is_file():
+        raise UsageError(f"--input {input_file} does not exist")
+    try:
+        defs = load_definitions(definitions) if definitions else None
+        rows = classify_file(input_file, output, defs)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}") from None
+    print(f"classified {rows:,} visits → {output}", file=sys.stderr)
+
+
+@app.command()
 def sql(
     query: Annotated[
         str | None,

@@ -17,7 +17,6 @@ from geo.areas import AreaSet
 from sentinel.console import console, progress_bar, simulate_with_progress
 from sentinel.logs import configure_logging, log_event
 from sentinel.settings import Settings
-from sentinel.simulator.categories import SYNDROMIC
 from sentinel.simulator.run import SimulationOptions, load_area
 
 # Used only when SENTINEL_HMAC_KEY is not set, and only by the demo: real runs refuse.
@@ -63,7 +62,6 @@ def run_demo(settings: Settings, days: int = 365, seed: int = 0) -> None:
             key=key,
             source="sql",
             location=str(his),
-            syndromes=SYNDROMIC,
         )
         bar.update(task, advance=2, note=f"{result.loaded:,} loaded")
     console.print(
@@ -119,7 +117,10 @@ def _print_places(settings: Settings, sources: Path) -> None:
     ]
     for label, path in rows:
         console.print(f"  {label}: {path}")
-    console.print("\nThe same district's HL7 v2 and FHIR R4 feeds: sentinel simulate --out DIR", soft_wrap=True)
+    console.print(
+        "\nThe same district's HL7 v2 and FHIR R4 feeds: sentinel simulate --out DIR",
+        soft_wrap=True,
+    )
     console.print(
         'Try: [bold]sentinel sql "SELECT age_group, count(*) FROM visits GROUP BY ALL ORDER BY 1"[/]',
         soft_wrap=True,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from sentinel.console import console, progress_bar
@@ -20,7 +24,6 @@ def ingest_source(
     from extract.sources import extract_source, parse_source, safe_location
     from extract.watermark import WatermarkStore
     from geo.areas import load_area_set
-    from sentinel.simulator.categories import SYNDROMIC
     from transform.ingest import ingest_raw_visits
     from warehouse.store import Warehouse
 
@@ -51,7 +54,6 @@ def ingest_source(
             key=settings.hmac_key.encode(),
             source=kind,
             location=safe,
-            syndromes=SYNDROMIC,
             rejected=extracted.rejected,
         )
         bar.update(task, advance=1, note=f"{result.loaded:,} loaded")
@@ -63,3 +65,100 @@ def ingest_source(
         f"+ quarantined {result.quarantined:,}; new {result.inserted:,}, replaced {result.replaced:,}, "
         f"unchanged {result.unchanged:,}; {len(result.dates)} days touched."
     )
+
+
+def listen_mllp(
+    settings: Settings,
+    address: str,
+    *,
+    flush_seconds: float = 2.0,
+    batch_size: int = 1000,
+    stop: threading.Event | None = None,
+    on_bound: Callable[[int], None] | None = None,
+) -> int:
+    """Receive HL7 v2 over MLLP and load what arrives in small batches until stopped.
+
+    Messages are acknowledged (``AA``) once parsed and buffered; the buffer is loaded
+    every ``flush_seconds`` or ``batch_size`` messages, and on shutdown (SIGINT/SIGTERM).
+    A crash loses at most the acknowledged messages of the last ``flush_seconds``.
+    Returns the number of messages loaded.
+    """
+    from extract.hl7v2 import records_frame
+    from extract.mllp import serve_mllp
+    from geo.areas import load_area_set
+    from transform.ingest import ingest_raw_visits
+    from warehouse.store import Warehouse
+
+    if not settings.hmac_key:
+        raise UsageError(
+            "SENTINEL_HMAC_KEY is not set: patient keys need a secret (only `sentinel demo` runs without)"
+        )
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise UsageError(f"--listen-mllp must look like HOST:PORT, got {address!r}")
+    configure_logging(settings.logs_dir)
+    key = settings.hmac_key.encode()
+    area = load_area_set(settings.area_set)
+    warehouse = Warehouse(settings.warehouse_dir)
+    buffer: list[dict[str, object]] = []
+    lock = threading.Lock()
+    stop = stop or threading.Event()
+    ready = threading.Event()
+    loaded = 0
+
+    def handler(record: dict[str, object]) -> None:
+        with lock:
+            buffer.append(record)
+
+    def flush() -> None:
+        nonlocal loaded
+        with lock:
+            records = buffer[:]
+            buffer.clear()
+        if not records:
+            return
+        result = ingest_raw_visits(
+            records_frame(records), warehouse=warehouse, area=area, key=key, source="hl7",
+            location=f"mllp://{address}",
+        )  # fmt: skip
+        loaded += result.loaded
+        console.print(
+            f"MLLP batch {result.batch_id[:8]}: {result.extracted} received, {result.loaded} loaded"
+        )
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    if threading.current_thread() is threading.main_thread():
+        for s in previous:
+            signal.signal(s, lambda *_: stop.set())
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            serve_mllp(host, int(port_text), handler, ready=ready, stop=stop, on_bound=on_bound)
+        except OSError as exc:
+            errors.append(exc)
+            stop.set()
+
+    server = threading.Thread(target=serve, name="mllp", daemon=True)
+    server.start()
+    try:
+        ready.wait(timeout=10)
+        if errors:
+            raise UsageError(f"cannot listen on {address}: {errors[0]}")
+        log_event(log, "mllp_listening", address=address)
+        console.print(f"Listening for HL7 v2 (MLLP) on {address}; Ctrl-C to stop.")
+        last = time.monotonic()
+        while not stop.wait(0.2):
+            if len(buffer) >= batch_size or time.monotonic() - last >= flush_seconds:
+                flush()
+                last = time.monotonic()
+        server.join(timeout=10)
+        flush()
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for s, h in previous.items():
+                signal.signal(s, h)
+    if errors:
+        raise UsageError(f"cannot listen on {address}: {errors[0]}")
+    log_event(log, "mllp_stopped", address=address, loaded=loaded)
+    return loaded

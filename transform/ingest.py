@@ -5,6 +5,7 @@ Every batch reconciles: ``extracted = loaded + quarantined``, recorded in ``batc
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -15,9 +16,16 @@ import pandas as pd
 from geo.areas import AreaSet
 from transform.deidentify import deidentify_visits
 from transform.residence import Gazetteer
+from transform.syndromes import Definitions, classify_visits, load_definitions
 from warehouse.store import Warehouse
 
 log = logging.getLogger("sentinel.ingest")
+
+
+@functools.cache
+def default_definitions() -> Definitions:
+    """The shipped syndrome definitions, loaded once per process."""
+    return load_definitions()
 
 
 @dataclass(frozen=True)
@@ -42,21 +50,24 @@ def ingest_raw_visits(
     key: bytes,
     source: str,
     location: str,
-    syndromes: tuple[str, ...] = (),
     gazetteer: Gazetteer | None = None,
     rejected: pd.DataFrame | None = None,
+    definitions: Definitions | None = None,
 ) -> IngestResult:
     """De-identify ``raw`` and upsert it into ``warehouse`` as one logged batch.
 
     ``location`` must already be safe to record (no passwords). ``rejected`` holds the
     records the extract stage could not read (``row_ref``, ``reason``): they are
-    quarantined with this batch and counted as extracted. ``syndrome_daily`` is rebuilt
-    for every date the batch touched.
+    quarantined with this batch and counted as extracted. Visits are classified into
+    syndromes with ``definitions`` (default: the current version shipped with Sentinel),
+    and ``syndrome_daily`` is rebuilt for every date the batch touched.
     """
+    definitions = definitions or default_definitions()
     batch_id = uuid.uuid4().hex
     started = datetime.now()
     result = deidentify_visits(raw, key, area, gazetteer)
     visits = result.visits.assign(batch_id=batch_id)
+    visits["syndromes"] = classify_visits(visits, definitions).to_list()
     upsert = warehouse.upsert_visits(visits, batch_id)
     parts = [result.quarantine.assign(stage="deidentify")]
     if rejected is not None and len(rejected):
@@ -69,7 +80,7 @@ def ingest_raw_visits(
         warehouse.append_quarantine(batch_id, q)
     dates = sorted(str(d) for d in upsert.dates_touched)
     if upsert.dates_touched:
-        warehouse.rebuild_syndrome_daily(sorted(upsert.dates_touched), syndromes)
+        warehouse.rebuild_syndrome_daily(sorted(upsert.dates_touched), definitions.syndrome_names)
     warehouse.record_batch(
         {
             "batch_id": batch_id,

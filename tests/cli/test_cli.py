@@ -10,7 +10,7 @@ import pytest
 
 from sentinel.cli import main
 
-COMMANDS = ["simulate", "demo", "sql"]
+COMMANDS = ["simulate", "demo", "ingest", "classify", "sql"]
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -90,3 +90,28 @@ def test_module_entry_point_exit_code(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "Traceback" not in proc.stderr
+
+
+def test_classify_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "visit_id,chief_complaint,temperature_c,age_years,diagnosis_codes\n"
+        "v1,发热伴咳嗽2天，无腹泻,38.6,30,\n"
+        "v2,咳嗽3天，无发热,36.8,40,\n"
+        "v3,右踝扭伤,,25,S93.4\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.csv"
+    assert main(["classify", "--input", str(src), "--output", str(out)]) == 0
+    assert "classified 3 visits" in capsys.readouterr().err
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0].endswith(",syndromes") and lines[0].startswith("visit_id,")
+    assert lines[1].endswith(",fever;ili;respiratory")
+    assert lines[2].endswith(",respiratory")
+    assert lines[3].endswith(",")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("visit_id,text\n1,x\n", encoding="utf-8")
+    assert main(["classify", "--input", str(bad), "--output", str(tmp_path / "o2.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "chief_complaint" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o2.csv").exists()

@@ -12,7 +12,6 @@ import pytest
 
 from extract.his import extract_his_visits
 from geo.areas import load_area_set
-from sentinel.simulator.categories import SYNDROMIC
 from sentinel.simulator.run import SimulationOptions, simulate
 from transform.ingest import ingest_raw_visits
 from warehouse.catalog import run_query
@@ -40,7 +39,6 @@ def _ingest(sources: Path, home: Path) -> tuple[Warehouse, object]:
         key=KEY,
         source="his",
         location="his.sqlite",
-        syndromes=SYNDROMIC,
     )
     return wh, result
 
