@@ -89,6 +89,8 @@ def run_demo(settings: Settings, days: int = 365, seed: int = 0) -> None:
         settings.warehouse_dir, "SELECT count(*) AS n FROM visits WHERE street_code IS NULL"
     )
     console.print(f"Visits with unresolved residence: {int(unresolved['n'].iloc[0]):,}")
+    _print_syndromes(settings)
+    _print_outbreaks(settings, sources)
     _print_places(settings, sources)
     log_event(log, "demo_finished", visits=result.loaded, warehouse=settings.warehouse_dir)
 
@@ -103,6 +105,67 @@ def _streets_table(area: AreaSet) -> pd.DataFrame:
             "population": s["population"].to_numpy(),
             "geometry_wkt": s.geometry.to_wkt().to_numpy(),
         }
+    )
+
+
+def _print_syndromes(settings: Settings) -> None:
+    from warehouse.catalog import run_query
+
+    counts = run_query(
+        settings.warehouse_dir,
+        """
+        SELECT syndrome, CAST(sum(count) AS BIGINT) AS visits,
+               round(100.0 * sum(count) / (SELECT count(*) FROM visits), 1) AS pct_of_visits,
+               max(count) AS busiest_street_day
+        FROM syndrome_daily GROUP BY syndrome ORDER BY visits DESC
+        """,
+    )
+    table = Table(title="Syndromes (classified at ingest; a visit can have several)")
+    for col in counts.columns:
+        table.add_column(col, justify="left" if col == "syndrome" else "right")
+    for row in counts.itertuples(index=False):
+        table.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in row))
+    console.print(table)
+
+
+def _print_outbreaks(settings: Settings, sources: Path) -> None:
+    """The injected outbreaks, with what the warehouse saw in their streets and days."""
+    from warehouse.catalog import run_query
+
+    truth = pd.read_csv(sources / "ground_truth.csv", dtype={"street_codes": "str"})
+    if truth.empty:
+        return
+    table = Table(title="Injected outbreaks (ground truth) and the warehouse's counts there")
+    numbers = ("injected", "seen", "usual")
+    for col in ("id", "syndrome", "streets", "days", *numbers):
+        table.add_column(col, justify="right" if col in numbers else "left")
+    for o in truth.itertuples(index=False):
+        codes = ", ".join(f"'{c}'" for c in str(o.street_codes).split(";"))
+        seen = run_query(
+            settings.warehouse_dir,
+            f"""
+            SELECT
+              sum(count) FILTER (WHERE date BETWEEN DATE '{o.start}' AND DATE '{o.end}') AS seen,
+              sum(count) FILTER (WHERE date BETWEEN DATE '{o.start}' - 28 AND DATE '{o.start}' - 1) / 28.0 AS before
+            FROM syndrome_daily WHERE syndrome = '{o.syndrome}' AND street_code IN ({codes})
+            """,
+        )
+        seen_n = seen["seen"].iloc[0]
+        before = seen["before"].iloc[0]
+        days = (pd.Timestamp(o.end) - pd.Timestamp(o.start)).days + 1
+        table.add_row(
+            str(o.outbreak_id), str(o.syndrome), str(len(str(o.street_codes).split(";"))),
+            f"{o.start[5:]}→{o.end[5:]}", str(o.extra_cases), "" if pd.isna(seen_n) else f"{int(seen_n):,}",
+            "" if pd.isna(before) else f"{before * days:.0f}",
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        "seen: visits with the syndrome in the outbreak's streets and days; "
+        "usual: the same streets' daily average over the 4 weeks before, times the days.",
+        soft_wrap=True,
+    )
+    console.print(
+        "Detection (EARS, CUSUM, Farrington, ESSENCE, scan statistics) arrives with the detectors issue."
     )
 
 

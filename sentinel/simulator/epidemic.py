@@ -74,17 +74,17 @@ class OutbreakTemplate:
 
 
 TEMPLATES: tuple[OutbreakTemplate, ...] = (
-    OutbreakTemplate("gastrointestinal", (0.05, 0.7, 0.1, 0.1, 0.05), (1, 1), (4, 7), (25, 60),
+    OutbreakTemplate("gastrointestinal", (0.05, 0.7, 0.1, 0.1, 0.05), (1, 1), (4, 7), (30, 80),
                      "学校诺如病毒胃肠炎暴发", "Norovirus gastroenteritis outbreak in a school"),
-    OutbreakTemplate("ili", (0.0, 0.0, 0.0, 0.1, 0.9), (1, 1), (6, 12), (20, 45),
+    OutbreakTemplate("ili", (0.0, 0.0, 0.0, 0.1, 0.9), (1, 1), (6, 12), (30, 70),
                      "养老机构流感样病例聚集", "Influenza-like illness cluster in a nursing home"),
-    OutbreakTemplate("hfmd", (0.85, 0.15, 0.0, 0.0, 0.0), (1, 1), (7, 14), (12, 30),
+    OutbreakTemplate("hfmd", (0.85, 0.15, 0.0, 0.0, 0.0), (1, 1), (7, 14), (15, 35),
                      "幼儿园手足口病聚集", "Hand-foot-and-mouth disease cluster in a kindergarten"),
-    OutbreakTemplate("rash", (0.05, 0.85, 0.1, 0.0, 0.0), (1, 1), (10, 21), (12, 30),
+    OutbreakTemplate("rash", (0.05, 0.85, 0.1, 0.0, 0.0), (1, 1), (10, 21), (20, 45),
                      "学校水痘暴发", "Varicella outbreak in a school"),
-    OutbreakTemplate("conjunctivitis", (0.05, 0.4, 0.3, 0.2, 0.05), (1, 2), (5, 10), (15, 35),
+    OutbreakTemplate("conjunctivitis", (0.05, 0.4, 0.3, 0.2, 0.05), (1, 2), (5, 10), (25, 60),
                      "急性出血性结膜炎暴发", "Acute haemorrhagic conjunctivitis outbreak"),
-    OutbreakTemplate("gastrointestinal", (0.02, 0.08, 0.2, 0.6, 0.1), (2, 3), (2, 4), (30, 70),
+    OutbreakTemplate("gastrointestinal", (0.02, 0.08, 0.2, 0.6, 0.1), (2, 3), (2, 4), (40, 90),
                      "餐饮单位食源性疾病暴发", "Foodborne outbreak traced to a restaurant"),
 )  # fmt: skip
 
