@@ -26,7 +26,7 @@ def progress_bar() -> Progress:
         TextColumn("{task.fields[note]}"),
         TimeElapsedColumn(),
         console=Console(file=sys.stderr),
-        transient=False,
+        transient=True,
     )
 
 

@@ -21,6 +21,9 @@ def ingest_source(
     settings: Settings, spec: str, *, full: bool = False, lookback_hours: float = 2.0
 ) -> None:
     """Pull ``spec`` (``KIND:LOCATION``), load it as one batch and advance the watermark."""
+    import sqlalchemy as sa
+
+    from extract.errors import SourceError
     from extract.sources import extract_source, parse_source, safe_location
     from extract.watermark import WatermarkStore
     from geo.areas import load_area_set
@@ -45,7 +48,16 @@ def ingest_source(
     since = None if mark is None else mark - timedelta(hours=lookback_hours)
     with progress_bar() as bar:
         task = bar.add_task(f"Ingesting {kind}", total=2, note="extract")
-        extracted = extract_source(kind, location, since)
+        try:
+            extracted = extract_source(kind, location, since)
+        except SourceError as exc:
+            raise UsageError(f"batch rejected, nothing loaded: {exc}") from None
+        except ImportError as exc:
+            raise UsageError(f"cannot read {safe}: database driver missing ({exc.name})") from None
+        except sa.exc.SQLAlchemyError as exc:
+            raise UsageError(
+                f"cannot read {safe}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+            ) from None
         bar.update(task, advance=1, note=f"{len(extracted.visits):,} read · de-identify and load")
         result = ingest_raw_visits(
             extracted.visits,

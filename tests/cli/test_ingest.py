@@ -82,3 +82,30 @@ def test_sql_ingest_watermark_and_correction(
     )
     assert fixed["n"].iloc[0] == 1
     assert run_query(wh, "SELECT replaced FROM batches ORDER BY started")["replaced"].iloc[-1] == 1
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda d: d / "missing.csv", "lacks required columns"),
+        (lambda d: d / "binary.csv", "neither UTF-8 nor GB18030"),
+        (lambda d: "sql:sqlite:////nonexistent/dir/his.db", "cannot read"),
+    ],
+)
+def test_rejected_batches_are_one_line_and_load_nothing(
+    make: object,
+    needle: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SENTINEL_HMAC_KEY", "s3cret")
+    (tmp_path / "missing.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x81\x30bad")
+    target = make(tmp_path)  # type: ignore[operator]
+    spec = target if isinstance(target, str) else f"linelist:{target}"
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "ingest", "--source", spec]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sentinel: error:") and needle in err and len(err.splitlines()) == 1
+    assert not (home / "warehouse" / "visits").exists()
