@@ -64,3 +64,48 @@ def mariadb_url() -> Iterator[str]:
         with admin.begin() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{name}`")
         admin.dispose()
+
+
+ID_NUMBER_RE = r"(?<![0-9a-f])\d{17}[\dX](?![0-9a-f])"
+MOBILE_RE = r"(?<![0-9a-f])1[3-9]\d{9}(?![0-9a-f])"
+
+
+def scan_for_identifiers(
+    root: Path, names: set[str], exact: set[str], planted_names: set[str]
+) -> int:
+    """Fail if any Parquet cell, DuckDB file or log under ``root`` holds an identifier.
+
+    ``exact``: values that must never be a whole cell (addresses, source ids); ``names``
+    must never appear in logs; ``planted_names`` (names clinicians typed into complaints)
+    must never appear inside any cell. Returns the number of cells scanned.
+    """
+    import re
+
+    import pandas as pd
+
+    id_number, mobile = re.compile(ID_NUMBER_RE), re.compile(MOBILE_RE)
+    cells = 0
+    for parquet in root.rglob("*.parquet"):
+        frame = pd.read_parquet(parquet)
+        for col in frame.columns:
+            for value in frame[col].tolist():
+                cell = str(value)
+                cells += 1
+                assert not id_number.search(cell), f"ID number in {parquet.name}:{col}"
+                assert not mobile.search(cell), f"phone number in {parquet.name}:{col}"
+                assert cell not in exact, f"identifier in {parquet.name}:{col}"
+                assert not any(n in cell for n in planted_names), f"name in {parquet.name}:{col}"
+    for text_file in [*root.rglob("*.log"), *root.rglob("*.json")]:
+        text = text_file.read_text(encoding="utf-8")
+        assert not id_number.search(text) and not mobile.search(text), text_file
+        assert not any(n in text for n in names if len(n) >= 2), text_file
+    for db in root.rglob("*.duckdb"):
+        raw = db.read_bytes().decode("utf-8", errors="ignore")
+        assert not id_number.search(raw) and not any(n in raw for n in planted_names), db
+    return cells
+
+
+@pytest.fixture
+def identifier_scan() -> object:
+    """:func:`scan_for_identifiers`, for tests in any folder."""
+    return scan_for_identifiers

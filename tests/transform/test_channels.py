@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -41,10 +43,27 @@ def _load(kind: str, location: str, home: Path) -> pd.DataFrame:
     return frame[COMPARED].sort_values("visit_key").reset_index(drop=True)
 
 
-def test_sql_hl7_fhir_give_the_same_rows(sources: Path, tmp_path: Path) -> None:
+def test_sql_hl7_fhir_give_the_same_rows(
+    sources: Path, tmp_path: Path, identifier_scan: Any
+) -> None:
     sql = _load("sql", f"sqlite:///{sources / 'his.sqlite'}", tmp_path / "sql")
     hl7 = _load("hl7", str(sources / "hl7"), tmp_path / "hl7")
     fhir = _load("fhir", str(sources / "fhir"), tmp_path / "fhir")
     assert len(sql) > 10_000
     for name, other in (("hl7", hl7), ("fhir", fhir)):
         pd.testing.assert_frame_equal(other, sql, check_dtype=False, obj=name)
+    # every channel carried identifiers, inside complaints too; none reached a warehouse
+    with sqlite3.connect(sources / "his.sqlite") as con:
+        patients = pd.read_sql(
+            "SELECT name, id_card_no, mobile, address, patient_id FROM patients", con
+        )
+        complaints = pd.read_sql("SELECT chief_complaint FROM registrations", con)[
+            "chief_complaint"
+        ]
+    planted = complaints[complaints.str.contains("患者|电话|身份证")]
+    assert len(planted) > 10
+    names = set(patients["name"])
+    planted_names = {n for n in names if any(n in c for c in planted)}
+    exact = set(patients["address"]) | set(patients["patient_id"]) | names
+    for channel in ("sql", "hl7", "fhir"):
+        assert identifier_scan(tmp_path / channel, names, exact, planted_names) > 100_000
