@@ -152,10 +152,11 @@ def _print_outbreaks(settings: Settings, sources: Path) -> None:
         )
         seen_n = seen["seen"].iloc[0]
         before = seen["before"].iloc[0]
-        days = (pd.Timestamp(o.end) - pd.Timestamp(o.start)).days + 1
+        start, end = str(o.start), str(o.end)
+        days = (pd.Timestamp(end) - pd.Timestamp(start)).days + 1
         table.add_row(
             str(o.outbreak_id), str(o.syndrome), str(len(str(o.street_codes).split(";"))),
-            f"{o.start[5:]}→{o.end[5:]}", str(o.extra_cases), "" if pd.isna(seen_n) else f"{int(seen_n):,}",
+            f"{start[5:]}→{end[5:]}", str(o.extra_cases), "" if pd.isna(seen_n) else f"{int(seen_n):,}",
             "" if pd.isna(before) else f"{before * days:.0f}",
         )  # fmt: skip
     console.print(table)

@@ -28,6 +28,7 @@ def ingest_source(
     from extract.watermark import WatermarkStore
     from geo.areas import load_area_set
     from transform.ingest import ingest_raw_visits
+    from transform.validation import BatchRejected
     from warehouse.store import Warehouse
 
     if not settings.hmac_key:
@@ -59,15 +60,18 @@ def ingest_source(
                 f"cannot read {safe}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
             ) from None
         bar.update(task, advance=1, note=f"{len(extracted.visits):,} read · de-identify and load")
-        result = ingest_raw_visits(
-            extracted.visits,
-            warehouse=Warehouse(settings.warehouse_dir),
-            area=load_area_set(settings.area_set),
-            key=settings.hmac_key.encode(),
-            source=kind,
-            location=safe,
-            rejected=extracted.rejected,
-        )
+        try:
+            result = ingest_raw_visits(
+                extracted.visits,
+                warehouse=Warehouse(settings.warehouse_dir),
+                area=load_area_set(settings.area_set),
+                key=settings.hmac_key.encode(),
+                source=kind,
+                location=safe,
+                rejected=extracted.rejected,
+            )
+        except BatchRejected as exc:
+            raise UsageError(f"{exc}; nothing loaded") from None
         bar.update(task, advance=1, note=f"{result.loaded:,} loaded")
     if kind == "sql" and len(extracted.visits):
         marks.set(source_id, extracted.visits["updated_at"].max().to_pydatetime())

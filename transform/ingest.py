@@ -17,6 +17,7 @@ from geo.areas import AreaSet
 from transform.deidentify import deidentify_visits
 from transform.residence import Gazetteer
 from transform.syndromes import Definitions, classify_visits, load_definitions
+from transform.validation import BatchRejected, validate_raw_batch
 from warehouse.store import Warehouse
 
 log = logging.getLogger("sentinel.ingest")
@@ -65,11 +66,27 @@ def ingest_raw_visits(
     definitions = definitions or default_definitions()
     batch_id = uuid.uuid4().hex
     started = datetime.now()
-    result = deidentify_visits(raw, key, area, gazetteer)
+    try:
+        checked = validate_raw_batch(raw, now=started)
+    except BatchRejected:
+        # nothing is published; the rejection itself is logged as a batch
+        warehouse.record_batch(
+            {
+                "batch_id": batch_id, "source": source, "location": location,
+                "extracted": len(raw) + (0 if rejected is None else len(rejected)),
+                "loaded": 0, "quarantined": 0, "replaced": 0, "started": started,
+                "finished": datetime.now(), "status": "rejected",
+            }
+        )  # fmt: skip
+        raise
+    result = deidentify_visits(checked.valid, key, area, gazetteer)
     visits = result.visits.assign(batch_id=batch_id)
     visits["syndromes"] = classify_visits(visits, definitions).to_list()
     upsert = warehouse.upsert_visits(visits, batch_id)
-    parts = [result.quarantine.assign(stage="deidentify")]
+    parts = [
+        checked.quarantine.assign(stage="validate"),
+        result.quarantine.assign(stage="deidentify"),
+    ]
     if rejected is not None and len(rejected):
         parts.append(rejected[["row_ref", "reason"]].assign(stage="extract"))
     quarantine = pd.concat(parts, ignore_index=True)
@@ -101,7 +118,10 @@ def ingest_raw_visits(
             "fields": {
                 "batch_id": batch_id, "source": source, "extracted": extracted, "loaded": len(visits),
                 "quarantined": quarantined, "inserted": upsert.inserted, "replaced": upsert.replaced,
-                "unchanged": upsert.unchanged, "dates": len(dates),
+                "unchanged": upsert.unchanged,
+                "validation_failed": sum(
+                    1 for e in checked.report["expectations"] if not e["success"]
+                ), "dates": len(dates),
             }
         },
     )  # fmt: skip

@@ -1,31 +1,35 @@
-"""Source writers in worker processes, so generating and writing a year use both cores.
+"""Source writers in child processes, so generating and writing a year use both cores.
 
-The generator runs in the calling process; each group of writers runs in its own
-process and receives every :class:`DayBatch` through a bounded queue (memory stays
-bounded: at most a few days in flight). A writer's error comes back as the exception
-message and stops the simulation.
+The generator runs in the calling process; each group of writers runs in a child
+process started as ``python -m sentinel.simulator.fanout`` and receives every
+:class:`DayBatch` pickled through its stdin pipe (length-prefixed). The pipe's buffer
+gives back-pressure, so memory stays bounded to a few days in flight. Children report
+``ready``, ``done`` or the error on their stdout. Plain subprocesses rather than
+``multiprocessing``: spawn/forkserver re-import the caller's ``__main__`` (breaking
+scripts without a main guard) and fork copies a process that may hold Arrow threads.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import queue
+import pickle
+import struct
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
 from sentinel.errors import SentinelError, UsageError
 from sentinel.simulator.records import DayBatch
 
-QUEUE_DAYS = 4
-POLL_SECONDS = 1.0
+_LENGTH = struct.Struct("<Q")
 
 
 @dataclass(frozen=True)
 class WriterSpec:
-    """How to build one writer inside a worker process."""
+    """How to build one writer inside a child process."""
 
     kind: str  # his | hl7 | fhir
     target: str  # SQLAlchemy URL or output folder
@@ -46,90 +50,96 @@ def _build(spec: WriterSpec) -> Any:
     return FhirNdjsonWriter(Path(spec.target))
 
 
-def _work(specs: list[WriterSpec], inbox: Any, outbox: Any) -> None:
-    writers: list[Any] = []
+def _send(pipe: IO[bytes], obj: object) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    pipe.write(_LENGTH.pack(len(data)))
+    pipe.write(data)
+    pipe.flush()
+
+
+def _receive(pipe: IO[bytes]) -> object:
+    head = pipe.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError("the parent closed the pipe")
+    (size,) = _LENGTH.unpack(head)
+    return pickle.loads(pipe.read(size))
+
+
+def _child() -> None:
+    """Body of a writer process: build writers, write every batch, close."""
+    inbox, outbox = sys.stdin.buffer, sys.stdout
     try:
+        specs: list[WriterSpec] = _receive(inbox)  # type: ignore[assignment]
         writers = [_build(s) for s in specs]
-        outbox.put(("ready", None))
-        while (batch := inbox.get()) is not None:
+        print("ready", file=outbox, flush=True)
+        while (batch := _receive(inbox)) is not None:
             for w in writers:
                 w.write(batch)
         for w in writers:
             w.close()
-        outbox.put(("done", None))
+        print("done", file=outbox, flush=True)
     except UsageError as exc:
-        outbox.put(("usage", str(exc)))
-    except Exception as exc:
-        outbox.put(("error", f"{type(exc).__name__}: {exc}"))
+        print("usage " + " ".join(str(exc).split()), file=outbox, flush=True)
+    except Exception as exc:  # reported to the parent, which raises it
+        print(f"error {type(exc).__name__}: " + " ".join(str(exc).split()), file=outbox, flush=True)
 
 
 class WriterPool:
-    """Worker processes, each running a group of writers over the same batches."""
+    """Child processes, each running a group of writers over the same batches."""
 
     def __init__(self, groups: list[list[WriterSpec]]) -> None:
-        ctx = mp.get_context("spawn")
-        self.outbox = ctx.Queue()
-        self.inboxes = [ctx.Queue(maxsize=QUEUE_DAYS) for _ in groups]
         self.procs = [
-            ctx.Process(target=_work, args=(g, q, self.outbox), daemon=True, name=f"writer-{i}")
-            for i, (g, q) in enumerate(zip(groups, self.inboxes, strict=True))
+            subprocess.Popen(
+                [sys.executable, "-m", "sentinel.simulator.fanout"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=False,
+            )
+            for _ in groups
         ]
-        for p in self.procs:
-            p.start()
-        for _ in self.procs:
-            self._expect("ready")
-
-    def _expect(self, status: str) -> None:
-        while True:
-            try:
-                kind, message = self.outbox.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                if any(not p.is_alive() for p in self.procs):
-                    self.abort()
-                    raise SentinelError("a source writer process died unexpectedly") from None
-                continue
-            if kind == status:
-                return
-            self.abort()
-            if kind == "usage":
-                raise UsageError(message)
-            raise SentinelError(f"writing the simulated sources failed: {message}")
-
-    def submit(self, batch: DayBatch) -> None:
-        """Hand ``batch`` to every worker (blocks while a worker is a few days behind)."""
-        for inbox in self.inboxes:
-            while True:
-                try:
-                    inbox.put(batch, timeout=POLL_SECONDS)
-                    break
-                except queue.Full:
-                    self._check()
-
-    def _check(self) -> None:
         try:
-            kind, message = self.outbox.get_nowait()
-        except queue.Empty:
-            if any(not p.is_alive() for p in self.procs):
-                self.abort()
-                raise SentinelError("a source writer process died unexpectedly") from None
+            for proc, group in zip(self.procs, groups, strict=True):
+                _send(proc.stdin, group)  # type: ignore[arg-type]
+            for proc in self.procs:
+                self._expect(proc, "ready")
+        except BaseException:
+            self.abort()
+            raise
+
+    def _expect(self, proc: subprocess.Popen[bytes], status: str) -> None:
+        line = proc.stdout.readline().decode("utf-8", "replace").strip()  # type: ignore[union-attr]
+        if line == status:
             return
         self.abort()
-        raise (UsageError if kind == "usage" else SentinelError)(
-            f"writing the simulated sources failed: {message}"
-        )
+        if line.startswith("usage "):
+            raise UsageError(line.removeprefix("usage "))
+        detail = line.removeprefix("error ") or f"exit code {proc.wait()}"
+        raise SentinelError(f"writing the simulated sources failed: {detail}")
+
+    def submit(self, batch: DayBatch) -> None:
+        """Hand ``batch`` to every child (blocks while a child is behind)."""
+        for proc in self.procs:
+            try:
+                _send(proc.stdin, batch)  # type: ignore[arg-type]
+            except BrokenPipeError:
+                self._expect(proc, "ready")  # reads the child's error and raises it
 
     def close(self) -> None:
         """Finish: every writer flushes and closes; raises if any failed."""
-        for inbox in self.inboxes:
-            inbox.put(None)
-        for _ in self.procs:
-            self._expect("done")
-        for p in self.procs:
-            p.join()
+        for proc in self.procs:
+            _send(proc.stdin, None)  # type: ignore[arg-type]
+            proc.stdin.close()  # type: ignore[union-attr]
+        for proc in self.procs:
+            self._expect(proc, "done")
+            proc.wait()
 
     def abort(self) -> None:
-        """Stop the workers without waiting for pending batches."""
-        for p in self.procs:
-            if p.is_alive():
-                p.terminate()
-            p.join(timeout=5)
+        """Stop the children without waiting for pending batches."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    _child()

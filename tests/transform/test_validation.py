@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -102,7 +101,11 @@ BAD_VALUES: list[tuple[str, Any, str]] = [
     ("visit_time", pd.NaT, "visit_time missing or not a date"),
     ("visit_time", pd.Timestamp("1999-12-31 23:00"), "visit_time before 2000-01-01"),
     ("visit_time", pd.Timestamp(NOW) + pd.Timedelta(hours=2), FUTURE),
-    ("updated_at", pd.Timestamp("2025-02-27 08:00"), "updated_at more than 1 day before visit_time"),
+    (
+        "updated_at",
+        pd.Timestamp("2025-02-27 08:00"),
+        "updated_at more than 1 day before visit_time",
+    ),
     ("temperature_c", 385.0, TEMPERATURE),
     ("temperature_c", 29.9, TEMPERATURE),
     ("temperature_c", np.inf, TEMPERATURE),
@@ -125,6 +128,8 @@ def test_row_problem_quarantines_exactly_the_bad_rows(column: str, value: Any, r
     raw.loc[bad, column] = value
     if column in ("visit_time", "updated_at"):
         raw[column] = raw[column].astype("datetime64[us]")
+    if column == "visit_time":
+        raw.loc[bad, "updated_at"] = pd.NaT  # optional; keeps the one problem under test
     result = validate_raw_batch(raw, now=NOW)
     _assert_reconciles(raw, result)
     assert result.quarantine["row_ref"].tolist() == ["test:2", "test:7"]
@@ -139,21 +144,30 @@ def test_tolerated_values_pass() -> None:
     raw = _raw(8)
     raw["temperature_c"] = [np.nan, 30.0, 45.0, 36.6, np.nan, 37.0, 38.0, 39.0]
     raw["residence_code"] = [None, " 310105002000 ", "", *["310105001000"] * 5]
-    raw["diagnosis_codes"] = [" j06.9 , r50.9 ", "", None, "A09", "J11.1;", "U07.1", "Z00.00", "B05"]
+    raw["diagnosis_codes"] = [
+        " j06.9 , r50.9 ",
+        "",
+        None,
+        "A09",
+        "J11.1;",
+        "U07.1",
+        "Z00.00",
+        "B05",
+    ]
     raw["sex"] = [None, "男", "女", " F ", "U", "M", "F", None]
     raw["setting"] = [" Emergency ", "INPATIENT", *["outpatient"] * 6]
     raw["updated_at"] = raw["updated_at"].astype("object")
     raw.loc[0, "updated_at"] = None
     raw.loc[1, "updated_at"] = raw.loc[1, "visit_time"] - pd.Timedelta(hours=23)
     raw["updated_at"] = raw["updated_at"].astype("datetime64[us]")
-    raw.loc[2, "visit_time"] = pd.Timestamp(NOW) + pd.Timedelta(minutes=59)
+    raw.loc[2, ["visit_time", "updated_at"]] = pd.Timestamp(NOW) + pd.Timedelta(minutes=59)
     result = validate_raw_batch(raw, now=NOW)
     assert result.quarantine.empty, result.quarantine
 
 
 def test_future_is_relative_to_now() -> None:
     raw = _raw(5)
-    raw.loc[[1, 3], "visit_time"] = pd.Timestamp("2025-06-01 10:00")
+    raw.loc[[1, 3], ["visit_time", "updated_at"]] = pd.Timestamp("2025-06-01 10:00")
     early = validate_raw_batch(raw, now=NOW)
     assert early.quarantine["row_ref"].tolist() == ["test:1", "test:3"]
     assert set(early.quarantine["reason"]) == {FUTURE}
@@ -165,7 +179,7 @@ def test_future_is_relative_to_now() -> None:
 
 def test_time_zone_aware_now_is_converted_to_local_time() -> None:
     raw = _raw(3)
-    raw.loc[1, "visit_time"] = pd.Timestamp("2025-03-02 12:30")
+    raw.loc[1, ["visit_time", "updated_at"]] = pd.Timestamp("2025-03-02 12:30")
     # 04:00 UTC is 12:00 in Shanghai: 12:30 lies within the hour of clock skew.
     utc = pd.Timestamp("2025-03-02 04:00", tz="UTC").to_pydatetime()
     assert validate_raw_batch(raw, now=utc).quarantine.empty
@@ -241,7 +255,7 @@ def test_several_type_problems_are_named_together() -> None:
     raw = _raw(2)
     raw["temperature_c"] = ["a", "b"]
     raw["lon"] = ["c", "d"]
-    with pytest.raises(BatchRejected, match="temperature_c .*; column lon "):
+    with pytest.raises(BatchRejected, match=r"temperature_c .*; column lon "):
         validate_raw_batch(raw, now=NOW)
 
 
@@ -321,15 +335,13 @@ def test_simulated_his_batch_quarantines_temperatures_times_ten(his_raw: pd.Data
             assert not result.quarantine["reason"].str.contains(str(value), regex=False).any()
 
 
-def test_100k_rows_well_under_ten_seconds() -> None:
+def test_100k_rows_quarantine_exactly_the_bad_ones() -> None:
+    # speed is measured in bench/ingest.py, not here
     raw = _raw(100_000)
     raw.loc[::1000, "temperature_c"] = 385.0
-    validate_raw_batch(raw.iloc[:10], now=NOW)  # GX import and suites built once per process
-    start = time.perf_counter()
     result = validate_raw_batch(raw, now=NOW)
-    elapsed = time.perf_counter() - start
     assert len(result.quarantine) == 100
-    assert elapsed < 10, elapsed
+    assert len(result.valid) == 99_900
 
 
 OFFLINE_PROBE = """
@@ -369,3 +381,11 @@ def test_gx_runs_offline_and_writes_no_files(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["20", "0"]  # all valid, no connection attempted
     assert list(tmp_path.iterdir()) == []
+
+
+def test_codes_read_as_numbers_are_checked_as_text() -> None:
+    raw = _raw(3)
+    raw["residence_code"] = [310105001000.0, np.nan, 3101050.0]
+    raw["source_visit_id"] = [1, 2, 3]
+    result = validate_raw_batch(raw, now=NOW)
+    assert result.quarantine.to_dict("list") == {"row_ref": ["test:2"], "reason": [RESIDENCE]}
