@@ -1,6 +1,7 @@
 """Ingest throughput per stage on at least a million simulated visits.
 
-Stages: extract (HIS database over SQLAlchemy), de-identify (keys, ages, street codes,
+Stages: extract (HIS database over SQLAlchemy), validate (Great Expectations suite),
+de-identify (keys, ages, street codes,
 scrubbing), classify (syndromes), write (warehouse upsert + syndrome_daily). Reports
 visits per second for each stage and end to end.
 
@@ -15,6 +16,7 @@ import platform
 import shutil
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from extract.his import extract_his_visits
@@ -23,6 +25,7 @@ from sentinel.simulator.run import SimulationOptions, simulate
 from transform.deidentify import deidentify_visits
 from transform.ingest import default_definitions
 from transform.syndromes import classify_visits
+from transform.validation import validate_raw_batch
 from warehouse.store import Warehouse
 
 
@@ -45,7 +48,10 @@ def main() -> None:
         raw = extract_his_visits(f"sqlite:///{work / 'src' / 'his.sqlite'}", source="sql")
         stages["extract"] = time.perf_counter() - t
         t = time.perf_counter()
-        deid = deidentify_visits(raw, b"bench-key", area)
+        checked = validate_raw_batch(raw, now=datetime.now())
+        stages["validate"] = time.perf_counter() - t
+        t = time.perf_counter()
+        deid = deidentify_visits(checked.valid, b"bench-key", area)
         stages["de-identify"] = time.perf_counter() - t
         definitions = default_definitions()
         t = time.perf_counter()

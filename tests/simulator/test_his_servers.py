@@ -78,3 +78,31 @@ def test_refuses_foreign_tables(postgres_url: str, tmp_path: Path) -> None:
     engine.dispose()
     with pytest.raises(UsageError, match="not made by the simulator"):
         simulate(SimulationOptions(out=tmp_path, days=2, formats=("his",), his_url=postgres_url))
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("server", ["postgres_url", "mariadb_url"])
+def test_extract_from_server_matches_sqlite(
+    server: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The HIS extractor reads PostgreSQL and MariaDB the same as SQLite, watermark included."""
+    from extract.his import extract_his_visits
+
+    url = request.getfixturevalue(server)
+    opts = {"days": 4, "start": date(2025, 6, 1), "seed": 3, "formats": ("his",)}
+    simulate(SimulationOptions(out=tmp_path / "lite", **opts))  # type: ignore[arg-type]
+    simulate(SimulationOptions(out=tmp_path / "srv", his_url=url, **opts))  # type: ignore[arg-type]
+    lite = extract_his_visits(f"sqlite:///{tmp_path / 'lite' / 'his.sqlite'}").sort_values(
+        "source_visit_id"
+    )
+    srv = extract_his_visits(url).sort_values("source_visit_id")
+    cols = ["source_visit_id", "facility_id", "visit_time", "setting", "sex", "name", "id_number",
+            "residence_code", "chief_complaint", "diagnosis_codes", "temperature_c", "updated_at"]  # fmt: skip
+    pd.testing.assert_frame_equal(
+        srv[cols].reset_index(drop=True), lite[cols].reset_index(drop=True), check_dtype=False
+    )
+    since = lite["updated_at"].quantile(0.8)
+    newer = extract_his_visits(url, since=since.to_pydatetime())
+    assert set(newer["source_visit_id"]) == set(
+        lite.loc[lite["updated_at"] > since, "source_visit_id"]
+    )
