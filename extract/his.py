@@ -1,36 +1,135 @@
 """Extract visits from a HIS relational database (the simulator's schema by default).
 
 One query joins registrations with their patient, diagnoses and temperature, and
-returns raw visit records (:data:`transform.records.RAW_COLUMNS`). ``since`` selects rows
-changed after a watermark (registration, diagnosis or vital-sign ``updated_at``).
+returns raw visit records (:data:`transform.records.RAW_COLUMNS`). ``since`` selects
+visits whose registration, diagnoses or temperature changed after a watermark. Table and
+column names come from a :class:`HisMapping` (settings), so a real HIS with other names
+is wired without code changes.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
 from transform.records import RAW_COLUMNS
 
-VISIT_QUERY = """
-SELECT r.reg_id, r.patient_id, r.facility_id, r.visit_type, r.reg_time, r.chief_complaint,
-       r.updated_at AS reg_updated_at,
-       p.name, p.id_card_no, p.mobile, p.gender, p.birth_date, p.address, p.addr_division_code,
-       v.value AS temperature, v.updated_at AS vital_updated_at
-FROM registrations r
-JOIN patients p ON p.patient_id = r.patient_id
-LEFT JOIN vital_signs v ON v.reg_id = r.reg_id AND v.item_code = 'T'
-{where}
-"""
-DIAGNOSIS_QUERY = "SELECT reg_id, seq, icd10_code, updated_at FROM diagnoses {where}"
 GENDER_OF_CODE = {"1": "M", "2": "F", "0": "U", "9": "U"}  # GB/T 2261.1
 SETTING_OF_VISIT_TYPE = {"O": "outpatient", "E": "emergency", "I": "inpatient"}
 
+# Logical field → column of the simulator's HIS. A real HIS with other names is wired by
+# overriding entries in the ``[his]`` section of sentinel.toml (see HisMapping).
+DEFAULT_TABLES = {
+    "registrations": "registrations",
+    "patients": "patients",
+    "diagnoses": "diagnoses",
+    "vital_signs": "vital_signs",
+}
+DEFAULT_COLUMNS = {
+    "registration.id": "reg_id",
+    "registration.patient_id": "patient_id",
+    "registration.facility_id": "facility_id",
+    "registration.visit_type": "visit_type",
+    "registration.visit_time": "reg_time",
+    "registration.chief_complaint": "chief_complaint",
+    "registration.updated_at": "updated_at",
+    "patient.id": "patient_id",
+    "patient.name": "name",
+    "patient.id_number": "id_card_no",
+    "patient.phone": "mobile",
+    "patient.sex": "gender",
+    "patient.birth_date": "birth_date",
+    "patient.address": "address",
+    "patient.residence_code": "addr_division_code",
+    "diagnosis.registration_id": "reg_id",
+    "diagnosis.seq": "seq",
+    "diagnosis.code": "icd10_code",
+    "diagnosis.updated_at": "updated_at",
+    "vital.registration_id": "reg_id",
+    "vital.item_code": "item_code",
+    "vital.value": "value",
+    "vital.updated_at": "updated_at",
+}
+
+
+@dataclass(frozen=True)
+class HisMapping:
+    """Where each field lives in a HIS database: table names, column names, code values.
+
+    Build it from settings with :meth:`from_settings`; unknown keys are an error naming
+    them, so a typo cannot silently fall back to a default.
+    """
+
+    tables: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TABLES))
+    columns: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_COLUMNS))
+    temperature_item: str = "T"
+
+    @classmethod
+    def from_settings(cls, section: Mapping[str, object]) -> HisMapping:
+        """From the ``[his]`` settings: ``tables``, ``columns`` and ``temperature_item``."""
+        unknown = sorted(set(section) - {"tables", "columns", "temperature_item"})
+        tables = dict(section.get("tables", {}))  # type: ignore[call-overload]
+        columns = dict(section.get("columns", {}))  # type: ignore[call-overload]
+        unknown += [f"tables.{k}" for k in sorted(set(tables) - set(DEFAULT_TABLES))]
+        unknown += [f"columns.{k}" for k in sorted(set(columns) - set(DEFAULT_COLUMNS))]
+        if unknown:
+            raise ValueError(f"unknown HIS mapping key(s): {', '.join(unknown)}")
+        return cls(
+            tables={**DEFAULT_TABLES, **{k: str(v) for k, v in tables.items()}},
+            columns={**DEFAULT_COLUMNS, **{k: str(v) for k, v in columns.items()}},
+            temperature_item=str(section.get("temperature_item", "T")),
+        )
+
+    def queries(self, quote: Callable[[str], str], since: bool) -> tuple[str, str]:
+        """The visit and diagnosis queries, identifiers quoted for the dialect."""
+        t = {k: quote(v) for k, v in self.tables.items()}
+        c = {k: quote(v) for k, v in self.columns.items()}
+        changed = (
+            f"WHERE r.{c['registration.updated_at']} > :since"
+            f" OR v.{c['vital.updated_at']} > :since"
+            f" OR r.{c['registration.id']} IN (SELECT {c['diagnosis.registration_id']}"
+            f" FROM {t['diagnoses']} WHERE {c['diagnosis.updated_at']} > :since)"
+        )
+        visits = (
+            f"SELECT r.{c['registration.id']} AS reg_id, r.{c['registration.patient_id']} AS patient_id,"
+            f" r.{c['registration.facility_id']} AS facility_id, r.{c['registration.visit_type']} AS visit_type,"
+            f" r.{c['registration.visit_time']} AS reg_time, r.{c['registration.chief_complaint']} AS chief_complaint,"
+            f" r.{c['registration.updated_at']} AS reg_updated_at,"
+            f" p.{c['patient.name']} AS name, p.{c['patient.id_number']} AS id_card_no,"
+            f" p.{c['patient.phone']} AS mobile, p.{c['patient.sex']} AS gender,"
+            f" p.{c['patient.birth_date']} AS birth_date, p.{c['patient.address']} AS address,"
+            f" p.{c['patient.residence_code']} AS addr_division_code,"
+            f" v.{c['vital.value']} AS temperature, v.{c['vital.updated_at']} AS vital_updated_at"
+            f" FROM {t['registrations']} r"
+            f" JOIN {t['patients']} p ON p.{c['patient.id']} = r.{c['registration.patient_id']}"
+            f" LEFT JOIN {t['vital_signs']} v ON v.{c['vital.registration_id']} = r.{c['registration.id']}"
+            f" AND v.{c['vital.item_code']} = :temperature_item"
+            f" {changed if since else ''}"
+        )
+        diagnoses = (
+            f"SELECT d.{c['diagnosis.registration_id']} AS reg_id, d.{c['diagnosis.seq']} AS seq,"
+            f" d.{c['diagnosis.code']} AS icd10_code, d.{c['diagnosis.updated_at']} AS updated_at"
+            f" FROM {t['diagnoses']} d"
+        )
+        if since:
+            diagnoses += (
+                f" WHERE d.{c['diagnosis.registration_id']} IN (SELECT r.{c['registration.id']}"
+                + (
+                    f" FROM {t['registrations']} r LEFT JOIN {t['vital_signs']} v"
+                    f" ON v.{c['vital.registration_id']} = r.{c['registration.id']}"
+                    f" AND v.{c['vital.item_code']} = :temperature_item {changed})"
+                )
+            )
+        return visits, diagnoses
+
 
 def extract_his_visits(
-    url: str, source: str = "his", since: datetime | None = None
+    url: str, source: str = "his", since: datetime | None = None, mapping: HisMapping | None = None
 ) -> pd.DataFrame:
     """Read visits (all, or changed after ``since``) from the HIS database at ``url``.
 
@@ -40,18 +139,18 @@ def extract_his_visits(
         Raw visit records; ``updated_at`` is the latest change of the registration, its
         diagnoses or its temperature.
     """
+    mapping = mapping or HisMapping()
     engine = sa.create_engine(url)
     try:
+        visit_sql, dx_sql = mapping.queries(
+            engine.dialect.identifier_preparer.quote, since is not None
+        )
+        params: dict[str, Any] = {"temperature_item": mapping.temperature_item}
+        if since is not None:
+            params["since"] = since
         with engine.connect() as conn:
-            where = "WHERE r.updated_at > :since" if since else ""
-            params = {"since": since} if since else {}
-            regs = pd.read_sql(sa.text(VISIT_QUERY.format(where=where)), conn, params=params)
-            dx_where = (
-                "WHERE reg_id IN (SELECT reg_id FROM registrations WHERE updated_at > :since)"
-                if since
-                else ""
-            )
-            dx = pd.read_sql(sa.text(DIAGNOSIS_QUERY.format(where=dx_where)), conn, params=params)
+            regs = pd.read_sql(sa.text(visit_sql), conn, params=params)
+            dx = pd.read_sql(sa.text(dx_sql), conn, params=params)
     finally:
         engine.dispose()
     dx = dx.sort_values(["reg_id", "seq"])

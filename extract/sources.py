@@ -16,6 +16,8 @@ from typing import Literal, get_args
 import pandas as pd
 import sqlalchemy as sa
 
+from extract.his import HisMapping
+
 SourceKind = Literal["sql", "hl7", "fhir", "linelist"]
 KINDS: tuple[str, ...] = get_args(SourceKind)
 REJECTED_COLUMNS = ("row_ref", "reason")
@@ -58,10 +60,11 @@ def safe_location(kind: SourceKind, location: str) -> str:
         return "<unparseable URL>"
 
 
-def _sql(location: str, since: datetime | None) -> Extracted:
+def _sql(location: str, since: datetime | None, his_mapping: HisMapping | None = None) -> Extracted:
     from extract.his import extract_his_visits
 
-    return Extracted(extract_his_visits(location, source="sql", since=since), no_rejections())
+    visits = extract_his_visits(location, source="sql", since=since, mapping=his_mapping)
+    return Extracted(visits, no_rejections())
 
 
 def _hl7(location: str, since: datetime | None) -> Extracted:
@@ -93,6 +96,17 @@ EXTRACTORS: dict[str, Callable[[str, datetime | None], Extracted]] = {
 }
 
 
-def extract_source(kind: SourceKind, location: str, since: datetime | None = None) -> Extracted:
-    """Pull raw visits (changed after ``since`` where the kind supports it)."""
+def extract_source(
+    kind: SourceKind,
+    location: str,
+    since: datetime | None = None,
+    *,
+    his_mapping: HisMapping | None = None,
+) -> Extracted:
+    """Pull raw visits (changed after ``since`` where the kind supports it).
+
+    ``his_mapping`` names the tables and columns of a HIS database (``sql`` sources).
+    """
+    if kind == "sql":
+        return _sql(location, since, his_mapping)
     return EXTRACTORS[kind](location, since)

@@ -21,9 +21,11 @@ def ingest_source(
     settings: Settings, spec: str, *, full: bool = False, lookback_hours: float = 2.0
 ) -> None:
     """Pull ``spec`` (``KIND:LOCATION``), load it as one batch and advance the watermark."""
+    import pandas as pd
     import sqlalchemy as sa
 
     from extract.errors import SourceError
+    from extract.his import HisMapping
     from extract.sources import extract_source, parse_source, safe_location
     from extract.watermark import WatermarkStore
     from geo.areas import load_area_set
@@ -42,6 +44,10 @@ def ingest_source(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     safe = safe_location(kind, location)
+    try:
+        mapping = HisMapping.from_settings(settings.his) if kind == "sql" else None
+    except ValueError as exc:
+        raise UsageError(f"{exc} (sentinel.toml [his])") from None
     configure_logging(settings.logs_dir)
     marks = WatermarkStore(settings.home / "state" / "watermarks.json")
     source_id = f"{kind}:{safe}"
@@ -50,15 +56,17 @@ def ingest_source(
     with progress_bar() as bar:
         task = bar.add_task(f"Ingesting {kind}", total=2, note="extract")
         try:
-            extracted = extract_source(kind, location, since)
+            extracted = extract_source(kind, location, since, his_mapping=mapping)
         except SourceError as exc:
             raise UsageError(f"batch rejected, nothing loaded: {exc}") from None
         except ImportError as exc:
             raise UsageError(f"cannot read {safe}: database driver missing ({exc.name})") from None
-        except sa.exc.SQLAlchemyError as exc:
-            raise UsageError(
-                f"cannot read {safe}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-            ) from None
+        except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+            cause = (
+                exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ else exc
+            )
+            first = str(cause).splitlines()[0]
+            raise UsageError(f"cannot read {safe}: {first}") from None
         bar.update(task, advance=1, note=f"{len(extracted.visits):,} read · de-identify and load")
         try:
             result = ingest_raw_visits(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -38,6 +39,8 @@ class Settings:
     area_set: str = "changning"
     timezone: str = "Asia/Shanghai"
     hmac_key: str | None = field(default=None, repr=False)
+    his: Mapping[str, object] = field(default_factory=dict)
+    """The ``[his]`` section: table and column names of a HIS database (see extract.his)."""
 
     @property
     def warehouse_dir(self) -> Path:
@@ -77,11 +80,15 @@ def load_settings(home: Path | None = None, environ: dict[str, str] | None = Non
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read settings file {file}: {exc}") from exc
-        known = {"area_set", "timezone"}
+        known = {"area_set", "timezone", "his"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"unknown setting(s) in {file}: {', '.join(unknown)}")
-        values.update({k: str(v) for k, v in data.items()})
+        values.update({k: str(v) for k, v in data.items() if k != "his"})
+        if "his" in data:
+            if not isinstance(data["his"], dict):
+                raise UsageError(f"[his] in {file} must be a table")
+            values["his"] = data["his"]
     if env.get("SENTINEL_AREA_SET"):
         values["area_set"] = env["SENTINEL_AREA_SET"]
     return Settings(

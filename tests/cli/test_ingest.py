@@ -110,3 +110,39 @@ def test_rejected_batches_are_one_line_and_load_nothing(
     err = capsys.readouterr().err.strip()
     assert err.startswith("sentinel: error:") and needle in err and len(err.splitlines()) == 1
     assert not (home / "warehouse" / "visits").exists()
+
+
+def test_his_with_other_names_is_wired_by_settings(
+    tmp_path: Path, his: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A HIS whose tables and columns have other names loads through the [his] mapping."""
+    monkeypatch.setenv("SENTINEL_HMAC_KEY", "s3cret")
+    db = tmp_path / "other.sqlite"
+    db.write_bytes(his.read_bytes())
+    with sqlite3.connect(db) as con:
+        con.execute("ALTER TABLE registrations RENAME TO t_mz_ghdj")
+        con.execute("ALTER TABLE t_mz_ghdj RENAME COLUMN reg_time TO ghrq")
+        con.execute("ALTER TABLE t_mz_ghdj RENAME COLUMN chief_complaint TO zs")
+        con.execute("ALTER TABLE patients RENAME COLUMN id_card_no TO sfzh")
+        registrations = con.execute("SELECT count(*) FROM t_mz_ghdj").fetchone()[0]
+    home = tmp_path / "home"
+    home.mkdir()
+    args = ["--home", str(home), "ingest", "--source", f"sql:sqlite:///{db}"]
+    assert main(args) == 2  # the default names do not exist in this HIS
+    assert "cannot read" in capsys.readouterr().err
+    (home / "sentinel.toml").write_text(
+        '[his]\ntables = { registrations = "t_mz_ghdj" }\n'
+        'columns = { "registration.visit_time" = "ghrq", "registration.chief_complaint" = "zs",'
+        ' "patient.id_number" = "sfzh" }\n',
+        encoding="utf-8",
+    )
+    assert main(args) == 0
+    wh = home / "warehouse"
+    loaded = run_query(wh, "SELECT count(*) AS n FROM visits")["n"].iloc[0]
+    held = run_query(wh, "SELECT count(DISTINCT row_ref) AS n FROM quarantine")["n"].iloc[0]
+    assert loaded + held == registrations
+    (home / "sentinel.toml").write_text(
+        '[his]\ncolumns = { "registration.visit_tim" = "x" }\n', encoding="utf-8"
+    )
+    assert main(args) == 2
+    assert "registration.visit_tim" in capsys.readouterr().err
