@@ -14,10 +14,10 @@ from datetime import datetime
 import pandas as pd
 
 from geo.areas import AreaSet
-from transform.deidentify import deidentify_visits
+from transform.prepare import prepare_batch
 from transform.residence import Gazetteer
-from transform.syndromes import Definitions, classify_visits, load_definitions
-from transform.validation import BatchRejected, validate_raw_batch
+from transform.syndromes import Definitions, load_definitions
+from transform.validation import BatchRejected
 from warehouse.store import Warehouse
 
 log = logging.getLogger("sentinel.ingest")
@@ -54,6 +54,8 @@ def ingest_raw_visits(
     gazetteer: Gazetteer | None = None,
     rejected: pd.DataFrame | None = None,
     definitions: Definitions | None = None,
+    workers: int = 2,
+    parallel_from: int = 200_000,
 ) -> IngestResult:
     """De-identify ``raw`` and upsert it into ``warehouse`` as one logged batch.
 
@@ -61,13 +63,18 @@ def ingest_raw_visits(
     records the extract stage could not read (``row_ref``, ``reason``): they are
     quarantined with this batch and counted as extracted. Visits are classified into
     syndromes with ``definitions`` (default: the current version shipped with Sentinel),
-    and ``syndrome_daily`` is rebuilt for every date the batch touched.
+    and ``syndrome_daily`` is rebuilt for every date the batch touched. Batches of at
+    least ``parallel_from`` rows are validated, de-identified and classified in
+    ``workers`` processes.
     """
     definitions = definitions or default_definitions()
     batch_id = uuid.uuid4().hex
     started = datetime.now()
     try:
-        checked = validate_raw_batch(raw, now=started)
+        prepared = prepare_batch(
+            raw, key=key, area=area, gazetteer=gazetteer, definitions=definitions, now=started,
+            workers=workers if len(raw) >= parallel_from else 1,
+        )  # fmt: skip
     except BatchRejected:
         # nothing is published; the rejection itself is logged as a batch
         warehouse.record_batch(
@@ -79,13 +86,11 @@ def ingest_raw_visits(
             }
         )  # fmt: skip
         raise
-    result = deidentify_visits(checked.valid, key, area, gazetteer)
-    visits = result.visits.assign(batch_id=batch_id)
-    visits["syndromes"] = classify_visits(visits, definitions).to_list()
+    visits = prepared.visits.assign(batch_id=batch_id)
     upsert = warehouse.upsert_visits(visits, batch_id)
     parts = [
-        checked.quarantine.assign(stage="validate"),
-        result.quarantine.assign(stage="deidentify"),
+        prepared.validation_quarantine.assign(stage="validate"),
+        prepared.deidentify_quarantine.assign(stage="deidentify"),
     ]
     if rejected is not None and len(rejected):
         parts.append(rejected[["row_ref", "reason"]].assign(stage="extract"))
@@ -119,9 +124,7 @@ def ingest_raw_visits(
                 "batch_id": batch_id, "source": source, "extracted": extracted, "loaded": len(visits),
                 "quarantined": quarantined, "inserted": upsert.inserted, "replaced": upsert.replaced,
                 "unchanged": upsert.unchanged,
-                "validation_failed": sum(
-                    1 for e in checked.report["expectations"] if not e["success"]
-                ), "dates": len(dates),
+                "validation_failed": prepared.failed_expectations, "dates": len(dates),
             }
         },
     )  # fmt: skip
