@@ -1,4 +1,5 @@
-"""The same simulated visits delivered by SQL, HL7 files and FHIR land as the same warehouse rows."""
+"""The same simulated visits delivered by SQL, HL7 files, MLLP, FHIR and a line list land as the
+same warehouse rows, and no identifier any of them carried reaches a warehouse."""
 
 from __future__ import annotations
 
@@ -45,14 +46,74 @@ def _load(kind: str, location: str, home: Path) -> pd.DataFrame:
     return frame[COMPARED].sort_values("visit_key").reset_index(drop=True)
 
 
+def _linelist(sources: Path, target: Path) -> Path:
+    """The HIS visits written as a line list in the contract of DESIGN.md (identifiers included)."""
+    raw = extract_source("sql", f"sqlite:///{sources / 'his.sqlite'}").visits
+    frame = pd.DataFrame(
+        {
+            "visit_id": raw["source_visit_id"], "facility_id": raw["facility_id"],
+            "visit_time": raw["visit_time"].dt.strftime("%Y-%m-%dT%H:%M:%S"), "setting": raw["setting"],
+            "patient_id": raw["source_patient_id"], "name": raw["name"], "id_number": raw["id_number"],
+            "phone": raw["phone"], "sex": raw["sex"].map({"M": "男", "F": "女"}),
+            "birth_date": raw["birth_date"].dt.strftime("%Y-%m-%d"), "address": raw["address"],
+            "residence_code": raw["residence_code"], "lat": "", "lon": "",
+            "chief_complaint": raw["chief_complaint"], "diagnosis_codes": raw["diagnosis_codes"],
+            "temperature_c": raw["temperature_c"],
+            "updated_at": raw["updated_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        }
+    )  # fmt: skip
+    frame.to_csv(target, index=False, encoding="utf-8")
+    return target
+
+
+def _mllp(sources: Path, home: Path) -> pd.DataFrame:
+    """Every HL7 message sent over MLLP to a live listener, then what it loaded."""
+    import threading
+
+    from extract.mllp import MllpClient
+    from sentinel.ingesting import listen_mllp
+    from sentinel.settings import Settings
+
+    settings = Settings(home=home, hmac_key=KEY.decode())
+    stop, port, bound = threading.Event(), [0], threading.Event()
+    worker = threading.Thread(
+        target=listen_mllp, args=(settings, "127.0.0.1:0"),
+        kwargs={"stop": stop, "on_bound": lambda p: (port.__setitem__(0, p), bound.set()), "flush_seconds": 0.5},
+        daemon=True,
+    )  # fmt: skip
+    worker.start()
+    assert bound.wait(30)
+    with MllpClient("127.0.0.1", port[0]) as client:
+        for f in sorted((sources / "hl7").glob("*.hl7")):
+            segments = f.read_bytes().decode("utf-8").split("\r")
+            message: list[str] = []
+            for seg in [*segments, "MSH|"]:
+                if seg.startswith("MSH|") and message:
+                    assert "|AA|" in client.send("\r".join(message) + "\r")
+                    message = []
+                if seg.startswith("MSH|") or (
+                    message and seg and not seg.startswith(("BTS|", "FTS|"))
+                ):
+                    message.append(seg)
+            # the sentinel "MSH|" closes the last message and starts nothing
+    stop.set()
+    worker.join(60)
+    frame = Warehouse(home / "warehouse").read_table("visits")
+    return frame[COMPARED].sort_values("visit_key").reset_index(drop=True)
+
+
 def test_sql_hl7_fhir_give_the_same_rows(
     sources: Path, tmp_path: Path, identifier_scan: Any
 ) -> None:
     sql = _load("sql", f"sqlite:///{sources / 'his.sqlite'}", tmp_path / "sql")
     hl7 = _load("hl7", str(sources / "hl7"), tmp_path / "hl7")
     fhir = _load("fhir", str(sources / "fhir"), tmp_path / "fhir")
+    linelist = _load(
+        "linelist", str(_linelist(sources, tmp_path / "linelist.csv")), tmp_path / "linelist"
+    )
+    mllp = _mllp(sources, tmp_path / "mllp")
     assert len(sql) > 10_000
-    for name, other in (("hl7", hl7), ("fhir", fhir)):
+    for name, other in (("hl7", hl7), ("fhir", fhir), ("linelist", linelist), ("mllp", mllp)):
         pd.testing.assert_frame_equal(other, sql, check_dtype=False, obj=name)
     # every channel carried identifiers, inside complaints too; none reached a warehouse
     with sqlite3.connect(sources / "his.sqlite") as con:
@@ -67,5 +128,5 @@ def test_sql_hl7_fhir_give_the_same_rows(
     names = set(patients["name"])
     planted_names = {n for n in names if any(n in c for c in planted)}
     exact = set(patients["address"]) | set(patients["patient_id"]) | names
-    for channel in ("sql", "hl7", "fhir"):
+    for channel in ("sql", "hl7", "fhir", "linelist", "mllp"):
         assert identifier_scan(tmp_path / channel, names, exact, planted_names) > 100_000
