@@ -9,24 +9,20 @@ The result is the same as in one process (a test checks it).
 
 from __future__ import annotations
 
-import pickle
-import struct
 import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
 from geo.areas import AreaSet
 from transform.deidentify import deidentify_visits
+from transform.pipe import receive_pickled, send_pickled
 from transform.residence import Gazetteer
 from transform.syndromes import Definitions, classify_visits, load_definitions
 from transform.validation import validate_raw_batch
-
-_LENGTH = struct.Struct("<Q")
 
 
 @dataclass(frozen=True)
@@ -78,10 +74,10 @@ def prepare_batch(
     try:
         # the key crosses a private pipe to our own child, never a file or the command line
         # definitions hold compiled rules: the child reloads them from their file
-        _send(child.stdin, (raw[second], key, area, gazetteer, definitions.source, now))  # type: ignore[arg-type]
+        send_pickled(child.stdin, (raw[second], key, area, gazetteer, definitions.source, now))  # type: ignore[arg-type]
         child.stdin.close()  # type: ignore[union-attr]
         mine = _prepare_one(raw[~second], key, area, gazetteer, definitions, now)
-        status, theirs = _receive(child.stdout)  # type: ignore[arg-type]
+        status, theirs = receive_pickled(child.stdout)  # type: ignore[arg-type]
     except BaseException:
         child.kill()
         raise
@@ -98,23 +94,8 @@ def prepare_batch(
     )
 
 
-def _send(pipe: IO[bytes], obj: object) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    pipe.write(_LENGTH.pack(len(data)))
-    pipe.write(data)
-    pipe.flush()
-
-
-def _receive(pipe: IO[bytes]) -> Any:
-    head = pipe.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        raise RuntimeError("the batch preparation process ended without an answer")
-    (size,) = _LENGTH.unpack(head)
-    return pickle.loads(pipe.read(size))
-
-
 def _child() -> None:
-    raw, key, area, gazetteer, definitions_file, now = _receive(sys.stdin.buffer)
+    raw, key, area, gazetteer, definitions_file, now = receive_pickled(sys.stdin.buffer)
     try:
         definitions = load_definitions(definitions_file)
         answer: tuple[str, object] = (
@@ -123,7 +104,7 @@ def _child() -> None:
         )
     except Exception as exc:  # returned to the parent, which raises it
         answer = ("error", exc)
-    _send(sys.stdout.buffer, answer)
+    send_pickled(sys.stdout.buffer, answer)
 
 
 if __name__ == "__main__":

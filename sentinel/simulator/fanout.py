@@ -11,20 +11,17 @@ scripts without a main guard) and fork copies a process that may hold Arrow thre
 
 from __future__ import annotations
 
-import pickle
-import struct
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
 
 from sentinel.errors import SentinelError, UsageError
 from sentinel.simulator.records import DayBatch
-
-_LENGTH = struct.Struct("<Q")
+from transform.pipe import receive_pickled, send_pickled
 
 
 @dataclass(frozen=True)
@@ -50,29 +47,14 @@ def _build(spec: WriterSpec) -> Any:
     return FhirNdjsonWriter(Path(spec.target))
 
 
-def _send(pipe: IO[bytes], obj: object) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    pipe.write(_LENGTH.pack(len(data)))
-    pipe.write(data)
-    pipe.flush()
-
-
-def _receive(pipe: IO[bytes]) -> object:
-    head = pipe.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        raise EOFError("the parent closed the pipe")
-    (size,) = _LENGTH.unpack(head)
-    return pickle.loads(pipe.read(size))
-
-
 def _child() -> None:
     """Body of a writer process: build writers, write every batch, close."""
     inbox, outbox = sys.stdin.buffer, sys.stdout
     try:
-        specs: list[WriterSpec] = _receive(inbox)  # type: ignore[assignment]
+        specs: list[WriterSpec] = receive_pickled(inbox)
         writers = [_build(s) for s in specs]
         print("ready", file=outbox, flush=True)
-        while (batch := _receive(inbox)) is not None:
+        while (batch := receive_pickled(inbox)) is not None:
             for w in writers:
                 w.write(batch)
         for w in writers:
@@ -99,7 +81,7 @@ class WriterPool:
         ]
         try:
             for proc, group in zip(self.procs, groups, strict=True):
-                _send(proc.stdin, group)  # type: ignore[arg-type]
+                send_pickled(proc.stdin, group)  # type: ignore[arg-type]
             for proc in self.procs:
                 self._expect(proc, "ready")
         except BaseException:
@@ -120,14 +102,14 @@ class WriterPool:
         """Hand ``batch`` to every child (blocks while a child is behind)."""
         for proc in self.procs:
             try:
-                _send(proc.stdin, batch)  # type: ignore[arg-type]
+                send_pickled(proc.stdin, batch)  # type: ignore[arg-type]
             except BrokenPipeError:
                 self._expect(proc, "ready")  # reads the child's error and raises it
 
     def close(self) -> None:
         """Finish: every writer flushes and closes; raises if any failed."""
         for proc in self.procs:
-            _send(proc.stdin, None)  # type: ignore[arg-type]
+            send_pickled(proc.stdin, None)  # type: ignore[arg-type]
             proc.stdin.close()  # type: ignore[union-attr]
         for proc in self.procs:
             self._expect(proc, "done")
