@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from extract.errors import SourceError
-from extract.linelist import parse_local_times, to_local_naive
+from extract.times import parse_local_times, to_local_naive
 from transform.records import RAW_COLUMNS
 
 Validation = Literal["fast", "full"]

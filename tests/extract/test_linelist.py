@@ -10,7 +10,8 @@ import pytest
 
 from extract.errors import SchemaError
 from extract.his import extract_his_visits
-from extract.linelist import extract_linelist, parse_local_times
+from extract.linelist import extract_linelist
+from extract.times import parse_local_times
 from sentinel.simulator.run import SimulationOptions, simulate
 from transform.records import RAW_COLUMNS
 
