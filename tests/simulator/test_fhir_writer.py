@@ -15,39 +15,12 @@ from fhir.resources.R4B import get_fhir_model_class
 from sentinel.simulator.fhir import RESOURCE_TYPES, FhirNdjsonWriter
 from sentinel.simulator.records import VISIT_COLUMNS, DayBatch
 
-ASSET = Path(__file__).parent / "assets" / "source_visits.csv"
-TIME_COLUMNS = ("visit_time", "birth_date", "created_at", "updated_at")
 DAYS = ("20260105", "20260106")
 
 
-def load_rows() -> pd.DataFrame:
-    """The hand-written visit versions, one row each, with ``arrival_day`` and ``kind``."""
-    rows = pd.read_csv(ASSET, dtype=str, keep_default_na=False, na_values=[""])
-    for col in TIME_COLUMNS:
-        rows[col] = pd.to_datetime(rows[col]).astype("datetime64[us]")
-    for col in ("lat", "lon", "temperature_c"):
-        rows[col] = rows[col].astype(float)
-    rows["age_years"] = rows["age_years"].astype(int)
-    return rows
-
-
-def to_batches(rows: pd.DataFrame) -> list[DayBatch]:
-    batches = []
-    for day, part in rows.groupby("arrival_day", sort=True):
-        pick = part["kind"] == "visit"
-        batches.append(
-            DayBatch(
-                day=date.fromisoformat(str(day)),
-                visits=part.loc[pick, list(VISIT_COLUMNS)].reset_index(drop=True),
-                corrections=part.loc[~pick, list(VISIT_COLUMNS)].reset_index(drop=True),
-            )
-        )
-    return batches
-
-
-def write_all(out: Path, rows: pd.DataFrame) -> list[int]:
+def write_all(out: Path, batches: list[DayBatch]) -> list[int]:
     with FhirNdjsonWriter(out) as writer:
-        return [writer.write(b) for b in to_batches(rows)]
+        return [writer.write(b) for b in batches]
 
 
 def iso(value: pd.Timestamp) -> str:
@@ -81,14 +54,9 @@ def latest(resources: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def rows() -> pd.DataFrame:
-    return load_rows()
-
-
-@pytest.fixture(scope="module")
-def written(tmp_path_factory: pytest.TempPathFactory, rows: pd.DataFrame) -> Path:
+def written(tmp_path_factory: pytest.TempPathFactory, rows: pd.DataFrame, to_batches: Any) -> Path:
     out = tmp_path_factory.mktemp("fhir")
-    assert write_all(out, rows) == [29, 19]
+    assert write_all(out, to_batches(rows)) == [29, 19]
     return out
 
 
@@ -257,9 +225,11 @@ def test_corrections_carry_later_last_updated(
     assert [o["meta"]["lastUpdated"] for o in temps] == ["2026-01-06T23:05:00+08:00"]
 
 
-def test_same_batches_give_identical_bytes(tmp_path: Path, rows: pd.DataFrame) -> None:
-    write_all(tmp_path / "a", rows)
-    write_all(tmp_path / "b", rows.iloc[::-1].reset_index(drop=True))
+def test_same_batches_give_identical_bytes(
+    tmp_path: Path, rows: pd.DataFrame, to_batches: Any
+) -> None:
+    write_all(tmp_path / "a", to_batches(rows))
+    write_all(tmp_path / "b", to_batches(rows.iloc[::-1].reset_index(drop=True)))
     for day in DAYS:
         for rtype in RESOURCE_TYPES:
             name = f"{day}/{rtype}.ndjson"
@@ -274,7 +244,7 @@ def test_empty_day_writes_empty_files(tmp_path: Path, rows: pd.DataFrame) -> Non
         assert (tmp_path / "20260107" / f"{rtype}.ndjson").read_bytes() == b""
 
 
-def test_days_must_advance(tmp_path: Path, rows: pd.DataFrame) -> None:
+def test_days_must_advance(tmp_path: Path, rows: pd.DataFrame, to_batches: Any) -> None:
     first = to_batches(rows)[0]
     writer = FhirNdjsonWriter(tmp_path)
     writer.write(first)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import hl7
 import pandas as pd
@@ -23,38 +24,10 @@ from sentinel.simulator.hl7v2 import (
 )
 from sentinel.simulator.records import VISIT_COLUMNS, DayBatch
 
-ASSET = Path(__file__).parent / "assets" / "source_visits.csv"
-TIME_COLUMNS = ("visit_time", "birth_date", "created_at", "updated_at")
 
-
-def load_rows() -> pd.DataFrame:
-    """The hand-written visit versions, one row each, with ``arrival_day`` and ``kind``."""
-    rows = pd.read_csv(ASSET, dtype=str, keep_default_na=False, na_values=[""])
-    for col in TIME_COLUMNS:
-        rows[col] = pd.to_datetime(rows[col]).astype("datetime64[us]")
-    for col in ("lat", "lon", "temperature_c"):
-        rows[col] = rows[col].astype(float)
-    rows["age_years"] = rows["age_years"].astype(int)
-    return rows
-
-
-def to_batches(rows: pd.DataFrame) -> list[DayBatch]:
-    batches = []
-    for day, part in rows.groupby("arrival_day", sort=True):
-        pick = part["kind"] == "visit"
-        batches.append(
-            DayBatch(
-                day=date.fromisoformat(str(day)),
-                visits=part.loc[pick, list(VISIT_COLUMNS)].reset_index(drop=True),
-                corrections=part.loc[~pick, list(VISIT_COLUMNS)].reset_index(drop=True),
-            )
-        )
-    return batches
-
-
-def write_all(out: Path, rows: pd.DataFrame) -> list[int]:
+def write_all(out: Path, batches: list[DayBatch]) -> list[int]:
     with Hl7FileWriter(out) as writer:
-        return [writer.write(b) for b in to_batches(rows)]
+        return [writer.write(b) for b in batches]
 
 
 def ts(value: pd.Timestamp) -> str:
@@ -71,14 +44,9 @@ def text(value: object) -> str:
 
 
 @pytest.fixture(scope="module")
-def rows() -> pd.DataFrame:
-    return load_rows()
-
-
-@pytest.fixture(scope="module")
-def written(tmp_path_factory: pytest.TempPathFactory, rows: pd.DataFrame) -> Path:
+def written(tmp_path_factory: pytest.TempPathFactory, rows: pd.DataFrame, to_batches: Any) -> Path:
     out = tmp_path_factory.mktemp("hl7")
-    assert write_all(out, rows) == [8, 5]
+    assert write_all(out, to_batches(rows)) == [8, 5]
     return out
 
 
@@ -229,10 +197,12 @@ def test_messages_validate_as_hl7apy_adt_a01(messages: list[hl7.Message]) -> Non
         assert [c.name for c in parsed.children][:4] == ["MSH", "EVN", "PID", "PV1"]
 
 
-def test_same_batches_give_identical_bytes(tmp_path: Path, rows: pd.DataFrame) -> None:
-    write_all(tmp_path / "a", rows)
+def test_same_batches_give_identical_bytes(
+    tmp_path: Path, rows: pd.DataFrame, to_batches: Any
+) -> None:
+    write_all(tmp_path / "a", to_batches(rows))
     # row order inside a batch does not matter either
-    write_all(tmp_path / "b", rows.iloc[::-1].reset_index(drop=True))
+    write_all(tmp_path / "b", to_batches(rows.iloc[::-1].reset_index(drop=True)))
     for name in ("adt_20260105.hl7", "adt_20260106.hl7"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
@@ -246,7 +216,7 @@ def test_empty_day_writes_an_empty_batch(tmp_path: Path, rows: pd.DataFrame) -> 
     assert hl7.split_file(raw) == []
 
 
-def test_days_must_advance(tmp_path: Path, rows: pd.DataFrame) -> None:
+def test_days_must_advance(tmp_path: Path, rows: pd.DataFrame, to_batches: Any) -> None:
     first = to_batches(rows)[0]
     writer = Hl7FileWriter(tmp_path)
     writer.write(first)
@@ -305,7 +275,7 @@ def test_column_diagnoses_match_scalar_split(
 
 
 def test_missing_required_values_and_unknown_settings_are_refused(
-    tmp_path: Path, rows: pd.DataFrame
+    tmp_path: Path, rows: pd.DataFrame, to_batches: Any
 ) -> None:
     first = to_batches(rows)[0]
     broken = first.visits.assign(
