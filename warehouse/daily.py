@@ -12,10 +12,10 @@ from warehouse.catalog import DUCKDB_CONFIG
 from warehouse.files import parquet_source
 from warehouse.schema import arrow_schema
 
-__all__ = ["aggregate_syndrome_daily"]
+__all__ = ["aggregate_syndrome_age_daily", "aggregate_syndrome_daily"]
 
 _EMPTY_VISITS = (
-    "SELECT DATE '2000-01-01' AS date, 'x' AS street_code, "
+    "SELECT DATE '2000-01-01' AS date, 'x' AS street_code, 'x' AS age_group, "
     "CAST([] AS VARCHAR[]) AS syndromes WHERE false"
 )
 
@@ -65,7 +65,7 @@ def aggregate_syndrome_daily(
             con.register("street_list", pa.table({"street_code": pa.array(streets, pa.string())}))
         day_files = [visit_files[d] for d in days if d in visit_files]
         visits_sql = (
-            f"SELECT visit_date AS date, street_code, syndromes FROM "
+            f"SELECT visit_date AS date, street_code, age_group, syndromes FROM "
             f"{parquet_source('visits', day_files)} WHERE street_code IS NOT NULL"
             if day_files
             else _EMPTY_VISITS
@@ -86,5 +86,40 @@ def aggregate_syndrome_daily(
             "ORDER BY d.date, s.street_code, n.syndrome"
         ).to_arrow_table()
         return grid.cast(arrow_schema("syndrome_daily"))
+    finally:
+        con.close()
+
+
+def aggregate_syndrome_age_daily(
+    visit_files: dict[dt.date, Path],
+    days: list[dt.date],
+    syndromes: list[str],
+    streets: list[str] | None,
+) -> pa.Table:
+    """Count visits per date, street, age group and syndrome; non-zero counts only.
+
+    Same rules as :func:`aggregate_syndrome_daily`; visits without an age group are left out.
+    Rows are sorted by ``(date, street_code, age_group, syndrome)``.
+    """
+    day_files = [visit_files[d] for d in days if d in visit_files]
+    if not day_files or not syndromes:
+        return arrow_schema("syndrome_age_daily").empty_table()
+    con = duckdb.connect(config=DUCKDB_CONFIG)
+    try:
+        con.register("names", pa.table({"syndrome": pa.array(syndromes, pa.string())}))
+        street_filter = ""
+        if streets is not None:
+            con.register("street_list", pa.table({"street_code": pa.array(streets, pa.string())}))
+            street_filter = "AND street_code IN (SELECT street_code FROM street_list)"
+        table = con.execute(
+            "SELECT date, street_code, age_group, syndrome, count(*) AS count FROM ("
+            "  SELECT visit_date AS date, street_code, age_group, "
+            "         unnest(list_distinct(syndromes)) AS syndrome "
+            f"  FROM {parquet_source('visits', day_files)} "
+            f"  WHERE street_code IS NOT NULL AND age_group IS NOT NULL {street_filter}"
+            ") WHERE syndrome IN (SELECT syndrome FROM names) GROUP BY ALL "
+            "ORDER BY date, street_code, age_group, syndrome"
+        ).to_arrow_table()
+        return table.cast(arrow_schema("syndrome_age_daily"))
     finally:
         con.close()

@@ -226,6 +226,27 @@ _SYNDROME_DAILY = Table(
     ),
 )
 
+_SYNDROME_AGE_DAILY = Table(
+    name="syndrome_age_daily",
+    description=(
+        "Daily counts per street of residence, age group and syndrome, rebuilt with "
+        "`syndrome_daily` for the same dates. Sparse: only non-zero counts are stored (a "
+        "missing row is a zero for a date `syndrome_daily` holds). Visits without a "
+        "`street_code` or an `age_group` are not counted here (they are in `syndrome_daily`)."
+    ),
+    key=("date", "street_code", "age_group", "syndrome"),
+    partition_by="date",
+    columns=(
+        _c("date", _DATE, "Visit date (local); the partition column."),
+        _c("street_code", _STR, "Street of residence (see `streets`)."),
+        _c("age_group", _STR, "Age group of the patients.", values=_AGE_GROUPS),
+        _c("syndrome", _STR, "Syndrome name."),
+        _c("count", pa.int64(), "Visits of residents of the street in the age group that day."),
+    ),
+)
+
+_SEVERITIES = ("high", "medium", "low")
+
 _ALERTS = Table(
     name="alerts",
     description="One row per alert raised by a detector for an analysis day.",
@@ -236,14 +257,39 @@ _ALERTS = Table(
         _c("date", _DATE, "Analysis day the alert is about; the partition column."),
         _c("syndrome", _STR, "Syndrome of the alert."),
         _c("street_codes", _STR_LIST, "Streets concerned (one, or a cluster)."),
+        _c(
+            "age_group",
+            _STR,
+            "Age group of the series that alarmed; null for all ages.",
+            nullable=True,
+            values=_AGE_GROUPS,
+        ),
         _c("detector", _STR, "Detector (method name) that raised the alert."),
         _c("observed", pa.float64(), "Observed count."),
         _c("expected", pa.float64(), "Expected count.", nullable=True),
+        _c(
+            "upperbound",
+            pa.float64(),
+            "Threshold the observed count exceeded (the detector's upper bound).",
+            nullable=True,
+        ),
         _c("score", pa.float64(), "Detector score (statistic).", nullable=True),
         _c("p_value", pa.float64(), "p-value, when the detector gives one.", nullable=True),
-        _c("severity", _STR, "Severity level."),
+        _c(
+            "severity",
+            _STR,
+            "Severity: high (p < 0.001, or observed at least twice the upper bound), medium "
+            "(p < 0.01, or 1.5 times), low otherwise.",
+            values=_SEVERITIES,
+        ),
         _c("status", _STR, "Review status."),
         _c("created_at", _TS, "When the alert was created (local time)."),
+        _c(
+            "params",
+            _STR,
+            "Detector parameters used, as JSON (defaults included).",
+            nullable=True,
+        ),
     ),
 )
 
@@ -328,6 +374,7 @@ TABLES: dict[str, Table] = {
     for t in (
         _VISITS,
         _SYNDROME_DAILY,
+        _SYNDROME_AGE_DAILY,
         _ALERTS,
         _STREETS,
         _FACILITIES,

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from warehouse.catalog import refresh_catalog
-from warehouse.daily import aggregate_syndrome_daily
+from warehouse.daily import aggregate_syndrome_age_daily, aggregate_syndrome_daily
 from warehouse.errors import SchemaError, WarehouseError
 from warehouse.files import (
     partition_path,
@@ -284,7 +284,7 @@ class Warehouse:
     def rebuild_syndrome_daily(
         self, dates: Iterable[dt.date | str], syndromes: Sequence[str]
     ) -> int:
-        """Recompute ``syndrome_daily`` for ``dates`` from ``visits``.
+        """Recompute ``syndrome_daily`` (and ``syndrome_age_daily``) for ``dates`` from ``visits``.
 
         For each date: every street (those in ``streets``, or if that table is empty every
         street code found in ``visits``) times every syndrome in ``syndromes``, with
@@ -304,12 +304,16 @@ class Warehouse:
         written = 0
         with writer_lock(self.root, timeout=self.lock_timeout):
             known = self.read_arrow("streets")["street_code"].to_pylist()
-            grid = aggregate_syndrome_daily(
-                self._visit_files(), days, sorted(set(syndromes)), known or None
-            )
+            files = self._visit_files()
+            names = sorted(set(syndromes))
+            grid = aggregate_syndrome_daily(files, days, names, known or None)
+            by_age = aggregate_syndrome_age_daily(files, days, names, known or None)
             for day in days:
-                part = grid.filter(pc.equal(grid["date"], pa.scalar(day, pa.date32())))
+                when = pa.scalar(day, pa.date32())
+                part = grid.filter(pc.equal(grid["date"], when))
                 self._write_partition("syndrome_daily", day, part.drop_columns("date"))
+                aged = by_age.filter(pc.equal(by_age["date"], when))
+                self._write_partition("syndrome_age_daily", day, aged.drop_columns("date"))
                 written += part.num_rows
         return written
 

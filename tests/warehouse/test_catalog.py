@@ -38,6 +38,7 @@ def test_a_fresh_warehouse_answers_queries(warehouse: Warehouse) -> None:
         "facilities",
         "quarantine",
         "streets",
+        "syndrome_age_daily",
         "syndrome_daily",
         "visits",
     ]
@@ -181,14 +182,17 @@ def _alert() -> dict[str, Any]:
         "alert_id": "a1",
         "syndrome": "gi",
         "street_codes": ["310105001000"],
+        "age_group": None,
         "detector": "ears_c2",
         "observed": 5.0,
         "expected": 1.2,
+        "upperbound": 4.1,
         "score": 3.4,
         "p_value": None,
         "severity": "medium",
         "status": "new",
         "created_at": pd.Timestamp("2026-01-06 02:00"),
+        "params": '{"baseline": 7}',
     }
 
 

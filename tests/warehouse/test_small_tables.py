@@ -18,14 +18,17 @@ def _alert(alert_id: str, **changes: Any) -> dict[str, Any]:
         "alert_id": alert_id,
         "syndrome": "gi",
         "street_codes": ["310105001000"],
+        "age_group": "60+",
         "detector": "ears_c2",
         "observed": 5.0,
         "expected": 1.2,
+        "upperbound": 4.1,
         "score": 3.4,
         "p_value": None,
         "severity": "medium",
         "status": "new",
         "created_at": pd.Timestamp("2026-01-06 02:00"),
+        "params": None,
     }
     return row | changes
 

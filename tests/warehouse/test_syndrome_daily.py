@@ -106,3 +106,43 @@ def test_a_date_holds_exactly_the_given_syndromes(loaded: Warehouse) -> None:
 def test_one_string_is_not_a_list_of_syndromes(loaded: Warehouse) -> None:
     with pytest.raises(TypeError):
         loaded.rebuild_syndrome_daily([D1], "gi")
+
+
+def test_age_groups_are_counted_sparsely_and_rebuilt_with_the_grid(
+    warehouse: Warehouse, visit_row: Any, visits_frame: Any
+) -> None:
+    rows = [
+        visit_row("a1", D1, street_code=S1, syndromes=["ili", "respiratory"]),
+        visit_row("a2", D1, street_code=S1, syndromes=["ili"])
+        | {"age_years": 70, "age_group": "60+"},
+        visit_row("a3", D1, street_code=S1, syndromes=["ili"])
+        | {"age_years": 71, "age_group": "60+"},
+        visit_row("a4", D1, street_code=S2, syndromes=["gi"])
+        | {"age_years": None, "age_group": None},
+        visit_row("a5", D1, street_code=S9, syndromes=["gi"]),  # not a known street
+    ]
+    warehouse.upsert_visits(visits_frame(rows), "b1")
+    warehouse.replace_table("streets", _streets(S1, S2))
+    warehouse.rebuild_syndrome_daily([D1, D2], SYNDROMES)
+    got = {
+        (r["date"], r["street_code"], r["age_group"], r["syndrome"]): r["count"]
+        for r in warehouse.read_arrow("syndrome_age_daily").to_pylist()
+    }
+    assert got == {
+        (D1, S1, "25-59", "ili"): 1,
+        (D1, S1, "25-59", "respiratory"): 1,
+        (D1, S1, "60+", "ili"): 2,
+    }
+    # The all-ages grid still counts the visit without an age.
+    assert _grid(warehouse)[(D1, S2, "gi")] == (1, 1)
+    # A correction moves a visit: the age table follows on rebuild.
+    warehouse.upsert_visits(
+        visits_frame([visit_row("a3", D2, "2026-01-06 10:00", street_code=S1, syndromes=["ili"])]),
+        "b2",
+    )
+    warehouse.rebuild_syndrome_daily([D1, D2], SYNDROMES)
+    got = {
+        (r["date"], r["age_group"], r["syndrome"]): r["count"]
+        for r in warehouse.read_arrow("syndrome_age_daily").to_pylist()
+    }
+    assert got[(D1, "60+", "ili")] == 1 and got[(D2, "25-59", "ili")] == 1
