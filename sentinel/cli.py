@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -179,6 +179,102 @@ def classify(
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}") from None
     print(f"classified {rows:,} visits → {output}", file=sys.stderr)
+
+
+@app.command()
+def detect(
+    method: Annotated[
+        str | None, typer.Option("--method", help="Method for one series (see --list-methods).")
+    ] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="CSV with date,count (daily or weekly).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="CSV written with date,count,expected,upperbound,alarm."),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="Method parameter key=value (repeatable)."),
+    ] = None,
+    fill_missing: Annotated[
+        str,
+        typer.Option("--fill-missing", help="Missing days: error (default) or zero."),
+    ] = "error",
+    details: Annotated[
+        bool, typer.Option("--details", help="Also write score and p_value columns.")
+    ] = False,
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--date",
+            help="Warehouse mode: analysis day YYYY-MM-DD (default: today minus the reporting lag).",
+        ),
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Warehouse mode: analyse every day from --date to this day."),
+    ] = None,
+    list_methods: Annotated[
+        bool, typer.Option("--list-methods", help="List the methods and their parameters.")
+    ] = False,
+) -> None:
+    """Detect unusual counts: one series from a CSV file, or every warehouse series for a day."""
+    from sentinel import detecting
+
+    if list_methods:
+        _print_methods()
+        return
+    if fill_missing not in ("error", "zero"):
+        raise UsageError(f"--fill-missing must be error or zero, got {fill_missing!r}")
+    fill: detecting.FillMissing = "zero" if fill_missing == "zero" else "error"
+    file_mode = [
+        o for o, v in (("--method", method), ("--input", input_file), ("--output", output)) if v
+    ]
+    if file_mode:
+        if day or to:
+            raise UsageError(
+                "give either --method/--input/--output (one series) or --date (warehouse)"
+            )
+        lacking = [o for o in ("--method", "--input", "--output") if o not in file_mode]
+        if lacking:
+            raise UsageError(f"one-series mode needs {', '.join(lacking)}")
+        assert method and input_file and output
+        result = detecting.detect_file(
+            method,
+            input_file,
+            output,
+            param or (),
+            fill_missing=fill,
+            details=details,
+        )
+        print(
+            f"{method}: {int(result.computed.sum())} of {result.computed.size} points computed, "
+            f"{int(result.alarm.sum())} alarm(s) → {output}",
+            file=sys.stderr,
+        )
+        return
+    if param:
+        raise UsageError("--param applies to one-series mode; set warehouse methods in [detect]")
+    settings = state.settings
+    if day is None:
+        first = date.today() - timedelta(days=settings.detect.reporting_lag_days)
+    else:
+        first = parse_date(day, "--date")
+    last = parse_date(to, "--to") if to else first
+    summary = detecting.detect_warehouse(settings, first, last)
+    from sentinel.console import print_alerts
+
+    print_alerts(summary)
+
+
+def _print_methods() -> None:
+    from detectors.registry import get_method, method_names
+
+    for name in method_names():
+        m = get_method(name)
+        params = ", ".join(f"{k}={v!r}" for k, v in m.defaults.items())
+        print(f"{name}{'  [sparse]' if m.sparse else ''}: {m.summary}\n    {params}")
 
 
 @app.command()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sentinel.simulator.records import DayBatch
+
+if TYPE_CHECKING:
+    from sentinel.detecting import DetectionSummary
 from sentinel.simulator.run import SimulationOptions, SimulationSummary, check_options, simulate
 
 console = Console(highlight=False)
@@ -77,3 +80,36 @@ def _missing(value: object) -> bool:
         return value is None or bool(pd.isna(value))  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return False
+
+
+def print_alerts(summary: DetectionSummary, limit: int = 30) -> None:
+    """Summarise a warehouse detection run: methods used and the alerts, most severe first."""
+    days = summary.days
+    span = str(days[0]) if len(days) == 1 else f"{days[0]} … {days[-1]}"
+    used = ", ".join(f"{k} ({v:,} series-days)" for k, v in summary.methods.items())
+    console.print(f"Detection for {span}: {summary.series:,} series; methods: {used or 'none'}")
+    if summary.missing_days:
+        console.print(
+            f"[yellow]{len(summary.missing_days)} day(s) of history were never loaded "
+            f"(counted as zero), e.g. {summary.missing_days[0]}[/]"
+        )
+    alerts = summary.alerts
+    console.print(f"[bold]{len(alerts):,}[/] alert(s) written.")
+    if alerts.empty:
+        return
+    order = {"high": 0, "medium": 1, "low": 2}
+    shown = alerts.assign(rank=alerts["severity"].map(order)).sort_values(
+        ["rank", "p_value", "observed"], ascending=[True, True, False]
+    )
+    table = Table(title="Alerts (most severe first)")
+    for col in ("date", "syndrome", "street", "age", "detector", "obs", "exp", "bound", "severity"):
+        table.add_column(col, justify="right" if col in ("obs", "exp", "bound") else "left")
+    for r in shown.head(limit).to_dict("records"):
+        table.add_row(
+            str(r["date"]), str(r["syndrome"]), ";".join(r["street_codes"]),
+            str(r["age_group"] or "all"), str(r["detector"]), f"{r['observed']:g}",
+            f"{r['expected']:.1f}", f"{r['upperbound']:.1f}", str(r["severity"]),
+        )  # fmt: skip
+    console.print(table)
+    if len(alerts) > limit:
+        console.print(f'… and {len(alerts) - limit:,} more: sentinel sql "SELECT * FROM alerts"')

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from sentinel.detect_settings import DetectSettings, parse_detect_settings
 from sentinel.errors import UsageError
 
 DEFAULT_HOME = Path(".sentinel")
@@ -41,6 +42,8 @@ class Settings:
     hmac_key: str | None = field(default=None, repr=False)
     his: Mapping[str, object] = field(default_factory=dict)
     """The ``[his]`` section: table and column names of a HIS database (see extract.his)."""
+    detect: DetectSettings = field(default_factory=DetectSettings)
+    """The ``[detect]`` section: methods per syndrome for warehouse mode."""
 
     @property
     def warehouse_dir(self) -> Path:
@@ -80,15 +83,19 @@ def load_settings(home: Path | None = None, environ: dict[str, str] | None = Non
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read settings file {file}: {exc}") from exc
-        known = {"area_set", "timezone", "his"}
+        known = {"area_set", "timezone", "his", "detect"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"unknown setting(s) in {file}: {', '.join(unknown)}")
-        values.update({k: str(v) for k, v in data.items() if k != "his"})
+        values.update({k: str(v) for k, v in data.items() if k not in ("his", "detect")})
         if "his" in data:
             if not isinstance(data["his"], dict):
                 raise UsageError(f"[his] in {file} must be a table")
             values["his"] = data["his"]
+        if "detect" in data:
+            if not isinstance(data["detect"], dict):
+                raise UsageError(f"[detect] in {file} must be a table")
+            values["detect"] = parse_detect_settings(data["detect"], str(file))
     if env.get("SENTINEL_AREA_SET"):
         values["area_set"] = env["SENTINEL_AREA_SET"]
     return Settings(

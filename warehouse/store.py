@@ -14,15 +14,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from warehouse.catalog import refresh_catalog
+from warehouse.catalog import DUCKDB_CONFIG, refresh_catalog
 from warehouse.daily import aggregate_syndrome_age_daily, aggregate_syndrome_daily
 from warehouse.errors import SchemaError, WarehouseError
 from warehouse.files import (
+    parquet_source,
     partition_path,
     partition_value,
     remove_atomic,
@@ -214,13 +216,29 @@ class Warehouse:
         may be omitted and must otherwise equal ``date``. ``alert_id`` must be unique;
         rows are stored sorted by it.
         """
-        day = date_of(date)
-        if len(df) == 0 and len(df.columns) == 0:
-            df = arrow_schema("alerts").empty_table().to_pandas()
-        data = frame_to_arrow("alerts", _with_column("alerts", df, "date", day))
-        _check_unique("alerts", data, ("alert_id",))
-        data = data.sort_by("alert_id").drop_columns("date")
-        self._write_partition("alerts", day, data)
+        self.write_alerts_days({date_of(date): df})
+
+    def write_alerts_days(self, frames: Mapping[dt.date, pd.DataFrame]) -> None:
+        """Replace the alerts of several analysis days at once (see :meth:`write_alerts`).
+
+        Every frame is checked before anything is written; the catalog is refreshed once.
+        """
+        tables: dict[dt.date, pa.Table] = {}
+        for date, df in frames.items():
+            day = date_of(date)
+            empty = len(df) == 0 and len(df.columns) == 0
+            frame = arrow_schema("alerts").empty_table().to_pandas() if empty else df
+            data = frame_to_arrow("alerts", _with_column("alerts", frame, "date", day))
+            _check_unique("alerts", data, ("alert_id",))
+            tables[day] = data.sort_by("alert_id").drop_columns("date")
+        with writer_lock(self.root, timeout=self.lock_timeout):
+            for day, data in tables.items():
+                path = partition_path(self.root, "alerts", day)
+                if data.num_rows:
+                    write_parquet_atomic(data.cast(file_schema("alerts")).combine_chunks(), path)
+                else:
+                    remove_atomic(path)
+            refresh_catalog(self.root)
 
     def append_quarantine(self, batch_id: str, df: pd.DataFrame) -> int:
         """Add rows to a batch's quarantine; rows already there are not added twice.
@@ -341,6 +359,43 @@ class Warehouse:
             column = pa.array([value] * data.num_rows, type=part.type)
             parts.append(data.append_column(part.name, column).select(schema.names))
         return pa.concat_tables(parts).cast(schema)
+
+    def partition_dates(self, name: str) -> list[dt.date]:
+        """Dates that have a partition in a date-partitioned table, sorted."""
+        table = TABLES[name]
+        if table.partition_by is None or not pa.types.is_date(
+            table.column(table.partition_by).type
+        ):
+            raise WarehouseError(f"table {name!r} is not partitioned by date")
+        return sorted(date_of(p.parent.name.split("=", 1)[1]) for p in table_files(self.root, name))
+
+    def read_dates(self, name: str, first: dt.date, last: dt.date) -> pa.Table:
+        """Rows of a date-partitioned table with ``first <= date <= last`` (Arrow, schema order).
+
+        Reads only those partitions' files (through DuckDB, in parallel); row order is
+        the table's key order.
+        """
+        table = TABLES[name]
+        if table.partition_by is None:
+            raise WarehouseError(f"table {name!r} is not partitioned")
+        files = [
+            p
+            for p in table_files(self.root, name)
+            if first <= date_of(p.parent.name.split("=", 1)[1]) <= last
+        ]
+        schema = arrow_schema(name)
+        if not files:
+            return schema.empty_table()
+        order = ", ".join(table.key or schema.names)
+        con = duckdb.connect(config=DUCKDB_CONFIG)
+        try:
+            data = con.execute(
+                f"SELECT {', '.join(schema.names)} FROM {parquet_source(name, files)} "
+                f"ORDER BY {order}"
+            ).to_arrow_table()
+        finally:
+            con.close()
+        return data.cast(schema)
 
     def read_table(self, name: str) -> pd.DataFrame:
         """Return a whole table as a pandas DataFrame (see :meth:`read_arrow`)."""

@@ -1,0 +1,169 @@
+"""Which detector runs on which series in warehouse mode: the ``[detect]`` settings section.
+
+```toml
+[detect]
+method = "ears_c2"                 # default method for every syndrome
+params = { alpha = 0.001 }         # its parameters
+fallback_method = "ears_c2"        # sparse series, or where the method lacks history
+fallback_params = { min_sigma = 0.5 }
+sparse_below = 1.0                 # mean daily count (last 28 days) below which a series is sparse
+history_days = 1100                # history read for each analysis day
+reporting_lag_days = 1             # `sentinel detect` without --date analyses today - lag
+age_groups = true                  # also run street x syndrome x age-group series
+age_group_min_daily = 0.3          # ... where the group's mean daily count reaches this
+
+[detect.syndromes.ili]             # per-syndrome choice
+method = "farrington_flexible"
+params = { b = 2 }
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from sentinel.errors import UsageError
+
+
+@dataclass(frozen=True)
+class DetectorChoice:
+    """A registered method and its parameters (typed, defaults not repeated)."""
+
+    method: str
+    params: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __hash__(self) -> int:
+        return hash(self.label())
+
+    def label(self) -> str:
+        """``method`` or ``method(k=v, …)`` for logs and tables."""
+        if not self.params:
+            return self.method
+        inner = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.method}({inner})"
+
+
+# Defaults chosen with `sentinel evaluate` (docs/detection.md holds the evidence).
+DEFAULT_METHOD = DetectorChoice("ears_c2")
+DEFAULT_FALLBACK = DetectorChoice("ears_c2", MappingProxyType({"min_sigma": 0.5}))
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """How warehouse-mode detection chooses methods and series.
+
+    Attributes
+    ----------
+    method : DetectorChoice
+        Default method for every syndrome.
+    fallback : DetectorChoice
+        Method for sparse series and for days the main method cannot compute (history).
+    syndromes : Mapping[str, DetectorChoice]
+        Per-syndrome method overriding ``method``.
+    sparse_below : float
+        A series whose mean daily count over the 28 days before the analysis day is below
+        this is sparse and goes to ``fallback``.
+    history_days : int
+        Days of history read before the analysis day.
+    reporting_lag_days : int
+        Without ``--date``, the analysis day is today minus this (the latest complete day).
+    age_groups : bool
+        Also analyse street × syndrome × age-group series.
+    age_group_min_daily : float
+        Run an age-group series only where its mean daily count over the history reaches this.
+    """
+
+    method: DetectorChoice = DEFAULT_METHOD
+    fallback: DetectorChoice = DEFAULT_FALLBACK
+    syndromes: Mapping[str, DetectorChoice] = field(default_factory=lambda: MappingProxyType({}))
+    sparse_below: float = 1.0
+    history_days: int = 1100
+    reporting_lag_days: int = 1
+    age_groups: bool = True
+    age_group_min_daily: float = 0.3
+
+    def choice_for(self, syndrome: str) -> DetectorChoice:
+        """The method configured for ``syndrome``."""
+        return self.syndromes.get(syndrome, self.method)
+
+
+_KEYS = {
+    "method", "params", "fallback_method", "fallback_params", "sparse_below", "history_days",
+    "reporting_lag_days", "age_groups", "age_group_min_daily", "syndromes",
+}  # fmt: skip
+
+
+def parse_detect_settings(data: Mapping[str, Any], where: str) -> DetectSettings:
+    """Build :class:`DetectSettings` from the ``[detect]`` table of a settings file.
+
+    Method names and parameters are checked against the registry here, so a typo fails
+    when settings load, not in the middle of a nightly run.
+
+    Raises
+    ------
+    UsageError
+        Unknown keys, methods or parameters, or values of the wrong type; names ``where``.
+    """
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise UsageError(f"unknown [detect] setting(s) in {where}: {', '.join(unknown)}")
+    base = DetectSettings()
+    method = _choice(data.get("method", base.method.method), data.get("params", {}), where)
+    fallback = _choice(
+        data.get("fallback_method", base.fallback.method),
+        data.get("fallback_params", base.fallback.params if "fallback_method" not in data else {}),
+        where,
+    )
+    per_syndrome = data.get("syndromes", {})
+    if not isinstance(per_syndrome, Mapping):
+        raise UsageError(f"[detect.syndromes] in {where} must be a table")
+    syndromes = {}
+    for name, spec in per_syndrome.items():
+        if not isinstance(spec, Mapping) or "method" not in spec:
+            raise UsageError(f"[detect.syndromes.{name}] in {where} needs a method")
+        extra = sorted(set(spec) - {"method", "params"})
+        if extra:
+            raise UsageError(f"unknown key(s) in [detect.syndromes.{name}]: {', '.join(extra)}")
+        syndromes[str(name)] = _choice(spec["method"], spec.get("params", {}), where)
+    try:
+        return DetectSettings(
+            method=method,
+            fallback=fallback,
+            syndromes=MappingProxyType(syndromes),
+            sparse_below=float(data.get("sparse_below", base.sparse_below)),
+            history_days=_positive_int(data, "history_days", base.history_days),
+            reporting_lag_days=_positive_int(
+                data, "reporting_lag_days", base.reporting_lag_days, minimum=0
+            ),
+            age_groups=bool(data.get("age_groups", base.age_groups)),
+            age_group_min_daily=float(data.get("age_group_min_daily", base.age_group_min_daily)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"bad [detect] value in {where}: {exc}") from None
+
+
+def _positive_int(data: Mapping[str, Any], key: str, default: int, minimum: int = 1) -> int:
+    value = data.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise UsageError(f"[detect] {key} must be a whole number ≥ {minimum}, got {value!r}")
+    return value
+
+
+def _choice(method: object, params: object, where: str) -> DetectorChoice:
+    from detectors.registry import get_method
+    from detectors.series import SeriesError
+
+    if not isinstance(method, str):
+        raise UsageError(f"[detect] method in {where} must be a name, got {method!r}")
+    if not isinstance(params, Mapping):
+        raise UsageError(f"[detect] params of {method} in {where} must be a table")
+    try:
+        resolved = get_method(method).resolve(
+            {str(k): (v if not isinstance(v, list) else tuple(v)) for k, v in params.items()}
+        )
+    except SeriesError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+    return DetectorChoice(method, MappingProxyType(resolved))
