@@ -278,6 +278,71 @@ def _print_methods() -> None:
 
 
 @app.command()
+def evaluate(
+    method: Annotated[list[str], typer.Option("--method", help="Method to backtest (repeatable).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for evaluation.csv/.md/.png.")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param", help="METHOD.KEY=VALUE (repeatable); VALUE may be a|b to compare settings."
+        ),
+    ] = None,
+    baseline: Annotated[
+        str, typer.Option("--baseline", help="simulated, or warehouse (its own history).")
+    ] = "simulated",
+    series: Annotated[
+        int, typer.Option("--series", help="Series (sampled from the warehouse).")
+    ] = 200,
+    days: Annotated[int, typer.Option("--days", help="Days of each baseline.")] = 6 * 365,
+    evaluate_days: Annotated[
+        int, typer.Option("--evaluate-days", help="Days scored, at the end of the baseline.")
+    ] = 365,
+    size: Annotated[float, typer.Option("--size", help="Outbreak size (see --size-unit).")] = 3.0,
+    size_unit: Annotated[
+        str, typer.Option("--size-unit", help="sd (multiples of the baseline sd) or cases.")
+    ] = "sd",
+    shape: Annotated[
+        str, typer.Option("--shape", help="flat, linear, lognormal or spike.")
+    ] = "lognormal",
+    duration: Annotated[int, typer.Option("--duration", help="Outbreak days.")] = 7,
+    per_series: Annotated[int, typer.Option("--per-series", help="Outbreaks per series.")] = 1,
+    gap: Annotated[int, typer.Option("--gap", help="Minimum days between outbreaks.")] = 14,
+    grace: Annotated[
+        int, typer.Option("--grace", help="Days after an outbreak whose alarms are not false.")
+    ] = 0,
+    target: Annotated[
+        float, typer.Option("--target", help="Acceptable false alarms per 100 series-days.")
+    ] = 1.0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same report.")] = 1,
+) -> None:
+    """Backtest detectors: inject outbreaks into baselines, report sensitivity, false alarms, delay, PPV."""
+    from sentinel.evaluating import parse_params, print_evaluation, run_evaluation
+
+    if baseline not in ("simulated", "warehouse"):
+        raise UsageError(f"--baseline must be simulated or warehouse, got {baseline!r}")
+    report = run_evaluation(
+        state.settings,
+        methods=method,
+        params=parse_params(param or []),
+        baseline=baseline,  # type: ignore[arg-type]
+        out_dir=out,
+        n_series=series,
+        days=days,
+        outbreak_size=size,
+        outbreak_shape=shape,
+        outbreak_days=duration,
+        outbreaks_per_series=per_series,
+        seed=seed,
+        evaluate_days=evaluate_days,
+        size_unit=size_unit,
+        min_gap=gap,
+        n_days_after=grace,
+        target=target,
+    )
+    print_evaluation(report)
+
+
+@app.command()
 def sql(
     query: Annotated[
         str | None,

@@ -98,16 +98,17 @@ def print_alerts(summary: DetectionSummary, limit: int = 30) -> None:
     if alerts.empty:
         return
     order = {"high": 0, "medium": 1, "low": 2}
-    shown = alerts.assign(rank=alerts["severity"].map(order)).sort_values(
-        ["rank", "p_value", "observed"], ascending=[True, True, False]
-    )
+    shown = alerts.assign(
+        rank=alerts["severity"].map(order), excess=alerts["observed"] - alerts["upperbound"]
+    ).sort_values(["rank", "excess"], ascending=[True, False])
     table = Table(title="Alerts (most severe first)")
-    for col in ("date", "syndrome", "street", "age", "detector", "obs", "exp", "bound", "severity"):
+    for col in ("date", "syndrome", "street", "age", "method", "obs", "exp", "bound", "sev"):
         table.add_column(col, justify="right" if col in ("obs", "exp", "bound") else "left")
     for r in shown.head(limit).to_dict("records"):
+        age = r["age_group"]
         table.add_row(
-            str(r["date"]), str(r["syndrome"]), ";".join(r["street_codes"]),
-            str(r["age_group"] or "all"), str(r["detector"]), f"{r['observed']:g}",
+            str(r["date"]), str(r["syndrome"])[:12], ";".join(r["street_codes"]),
+            age if isinstance(age, str) else "all", str(r["detector"]), f"{r['observed']:g}",
             f"{r['expected']:.1f}", f"{r['upperbound']:.1f}", str(r["severity"]),
         )  # fmt: skip
     console.print(table)

@@ -298,13 +298,18 @@ def _params_json(params: object) -> str:
     return json.dumps(dict(params), sort_keys=True, default=list)  # type: ignore[call-overload]
 
 
-def severity_of(observed: np.ndarray, upperbound: np.ndarray, p_value: np.ndarray) -> np.ndarray:
-    """high (p < 0.001 or ≥ 2× the bound), medium (p < 0.01 or ≥ 1.5×), low otherwise."""
-    ratio = observed / np.maximum(np.nan_to_num(upperbound, nan=0.0), 0.5)
-    p = np.nan_to_num(p_value, nan=1.0)
-    return np.where(
-        (p < 0.001) | (ratio >= 2.0), "high", np.where((p < 0.01) | (ratio >= 1.5), "medium", "low")
-    )
+def severity_of(observed: np.ndarray, upperbound: np.ndarray) -> np.ndarray:
+    """Severity from the excess over the bound, comparable across methods.
+
+    high: at least twice the bound (a bound below 1 counts as 1) and at least 5 cases over
+    it; medium: 1.5 times, or 3 cases over; low otherwise. (p-values of different methods
+    are not comparable, and EARS's alarm already means p < alpha.)
+    """
+    bound = np.maximum(np.nan_to_num(upperbound, nan=0.0), 1.0)
+    excess = observed - np.nan_to_num(upperbound, nan=0.0)
+    high = (observed >= 2.0 * bound) & (excess >= 5.0)
+    medium = (observed >= 1.5 * bound) | (excess >= 3.0)
+    return np.where(high, "high", np.where(medium, "medium", "low"))
 
 
 def alert_id(
@@ -354,9 +359,7 @@ def _alert_frames(
             "score": alerts["score"].to_numpy(float),
             "p_value": alerts["p_value"].to_numpy(float),
             "severity": severity_of(
-                alerts["observed"].to_numpy(float),
-                alerts["upperbound"].to_numpy(float),
-                alerts["p_value"].to_numpy(float),
+                alerts["observed"].to_numpy(float), alerts["upperbound"].to_numpy(float)
             ),
             "status": [kept.get(i, (None, "new"))[1] for i in ids],
             "created_at": [kept.get(i, (created, None))[0] for i in ids],

@@ -278,8 +278,8 @@ _ALERTS = Table(
         _c(
             "severity",
             _STR,
-            "Severity: high (p < 0.001, or observed at least twice the upper bound), medium "
-            "(p < 0.01, or 1.5 times), low otherwise.",
+            "Severity from the excess over the upper bound: high (at least twice the bound "
+            "and 5 cases over it), medium (1.5 times, or 3 cases over), low otherwise.",
             values=_SEVERITIES,
         ),
         _c("status", _STR, "Review status."),

@@ -1,0 +1,593 @@
+"""`sentinel evaluate`: backtest detectors on baselines with injected outbreaks.
+
+Baselines are simulated, or the warehouse's own de-identified history (``syndrome_daily``,
+one series per street × syndrome). The same injected counts go to every chosen method and
+setting; each is scored (:func:`detectors.evaluation.score_detection`) on the evaluation
+period only, after a burn-in that gives the methods their history. The report is a table
+(``evaluation.csv``, ``evaluation.md``) and a plot (``evaluation.png``) in the output folder,
+with the injected outbreaks in ``outbreaks.csv``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast, get_args
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from detectors.evaluation import (
+    OutbreakShape,
+    SizeUnit,
+    inject_outbreaks,
+    score_detection,
+    simulate_baselines,
+)
+from detectors.registry import Method, get_method
+from detectors.series import SeriesError, make_series
+from sentinel.console import progress_bar
+from sentinel.errors import UsageError
+from sentinel.settings import Settings
+
+Baseline = Literal["simulated", "warehouse"]
+ParamValues = Mapping[str, str | Sequence[str]]
+
+EVALUATION_CSV = "evaluation.csv"
+EVALUATION_MD = "evaluation.md"
+EVALUATION_PNG = "evaluation.png"
+OUTBREAKS_CSV = "outbreaks.csv"
+MIN_HISTORY_DAYS = 28
+"""Days of history before the evaluation period the harness insists on, at the least."""
+GRID_SEPARATOR = "|"
+"""Separates alternative values of one parameter: ``--param ears_c2.alpha=0.001|0.01``."""
+
+TABLE_COLUMNS = (
+    "method",
+    "setting",
+    "sensitivity",
+    "false_alarms_per_100",
+    "median_delay_days",
+    "ppv",
+    "meets_target",
+    "outbreaks",
+    "detected",
+    "alarms",
+    "false_alarms",
+    "series_days",
+    "coverage",
+    "seconds",
+    "params",
+)
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """What :func:`run_evaluation` produced.
+
+    Attributes
+    ----------
+    table : DataFrame
+        One row per method and setting, columns :data:`TABLE_COLUMNS`: the scores of
+        :class:`detectors.evaluation.DetectionScore`, ``meets_target`` (false alarms per
+        100 series-days ≤ the target), ``coverage`` (share of the scored series-days the
+        method computed), ``seconds`` (run time) and ``params`` (every parameter used).
+    outbreaks : DataFrame
+        The injected outbreaks (``series, start, end, cases, …``, dates, and for the
+        warehouse baseline ``street_code, syndrome``).
+    out_dir, csv_path, markdown_path, plot_path, outbreaks_path : Path
+    baseline : str
+    n_series, n_days, evaluated_days : int
+        Series, days of each baseline, days scored (the last ``evaluated_days``).
+    """
+
+    table: pd.DataFrame
+    outbreaks: pd.DataFrame
+    out_dir: Path
+    csv_path: Path
+    markdown_path: Path
+    plot_path: Path
+    outbreaks_path: Path
+    baseline: str
+    n_series: int
+    n_days: int
+    evaluated_days: int
+
+
+@dataclass(frozen=True)
+class _Setting:
+    method: Method
+    label: str
+    params: dict[str, object]
+
+
+@dataclass(frozen=True)
+class _Baselines:
+    counts: NDArray[np.float64]
+    dates: pd.DatetimeIndex
+    sd: NDArray[np.float64] | None
+    labels: pd.DataFrame | None
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Read ``--param METHOD.KEY=VALUE`` options into ``{method: {key: value}}``.
+
+    A repeated ``METHOD.KEY`` joins its values into a grid (``a|b``), like writing
+    ``METHOD.KEY=a|b`` once.
+    """
+    out: dict[str, dict[str, str]] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        method, dot, key = name.strip().partition(".")
+        if not sep or not dot or not method or not key:
+            raise UsageError(f"--param takes METHOD.KEY=VALUE, got {pair!r}")
+        given = out.setdefault(method, {})
+        given[key] = f"{given[key]}{GRID_SEPARATOR}{value}" if key in given else value
+    return out
+
+
+def run_evaluation(
+    settings: Settings,
+    *,
+    methods: list[str],
+    params: dict[str, dict[str, str]] | None = None,
+    baseline: Baseline = "simulated",
+    out_dir: Path,
+    n_series: int = 200,
+    days: int = 6 * 365,
+    outbreak_size: float = 3.0,
+    outbreak_shape: str = "lognormal",
+    outbreak_days: int = 7,
+    outbreaks_per_series: int = 1,
+    seed: int = 1,
+    evaluate_days: int = 365,
+    size_unit: str = "sd",
+    min_gap: int = 14,
+    n_days_after: int = 0,
+    target: float = 1.0,
+    start: str = "2022-01-03",
+    progress: bool = True,
+) -> EvaluationReport:
+    """Backtest ``methods`` on baselines with injected outbreaks and write the report.
+
+    The intended command line (wired in :mod:`sentinel.cli`)::
+
+        sentinel evaluate --method ears_c2 --method farrington_flexible \\
+            --param farrington_flexible.b=3 --param 'ears_c2.alpha=0.001|0.01' \\
+            --baseline simulated --series 200 --days 2190 --evaluate-days 365 \\
+            --size 3 --size-unit sd --shape lognormal --duration 7 --per-series 1 \\
+            --gap 14 --grace 0 --target 1 --seed 1 --out DIR
+
+    ``--baseline`` is ``simulated`` or ``warehouse``, ``--size-unit`` ``sd`` or ``cases``,
+    ``--shape`` one of ``flat``, ``linear``, ``lognormal``, ``spike``; ``--param`` is
+    repeatable (read with :func:`parse_params`), as is ``--method``. Options map to the
+    parameters below: ``--series`` n_series, ``--size`` outbreak_size, ``--shape``
+    outbreak_shape, ``--duration`` outbreak_days, ``--per-series`` outbreaks_per_series,
+    ``--gap`` min_gap, ``--grace`` n_days_after, ``--out`` out_dir; the others by name.
+    The command prints the table with :func:`print_evaluation`.
+
+    Parameters
+    ----------
+    settings : Settings
+        The warehouse baseline reads ``settings.warehouse_dir``.
+    methods : list of str
+        Registered method names (:func:`detectors.registry.get_method`).
+    params : dict, optional
+        ``{method: {parameter: value}}``, values as strings (coerced by
+        :meth:`Method.resolve`); ``a|b`` gives one setting per value, several grids give
+        their product. A method named twice runs once per setting.
+    baseline : {"simulated", "warehouse"}
+        Simulated negative binomial series (:func:`simulate_baselines`), or the street ×
+        syndrome series of the warehouse's ``syndrome_daily``.
+    out_dir : Path
+        Folder of ``evaluation.csv``, ``evaluation.md``, ``evaluation.png``, ``outbreaks.csv``.
+    n_series : int
+        Series to simulate; for the warehouse, at most this many series sampled (seeded)
+        from all street × syndrome pairs.
+    days : int
+        Days of each baseline (the warehouse's last ``days`` days, or fewer if it has less).
+        The default, 6 years, leaves 5 years of history before the scored year: what
+        ``farrington_flexible`` (b = 5) and ``mpm`` (up to 5 years) look back over. Methods
+        short of history compute fewer points; ``coverage`` in the table shows it.
+    outbreak_size, outbreak_shape, outbreak_days, outbreaks_per_series, size_unit, min_gap
+        Passed to :func:`inject_outbreaks` (``size``, ``shape``, ``duration``,
+        ``per_series``, ``size_unit``, ``min_gap``).
+    seed : int
+        Seeds baselines, sampling and injection: the same seed gives the same report.
+    evaluate_days : int
+        Days scored, at the end; the days before are the burn-in, where no outbreak is
+        injected and methods are not evaluated (they are passed ``at=`` these points).
+    n_days_after : int
+        Grace days after an outbreak (see :func:`score_detection`).
+    target : float
+        False alarms per 100 series-days a usable setting may raise (``meets_target``).
+    start : str
+        First date of simulated baselines.
+    progress : bool
+        Show a progress bar on stderr.
+
+    Returns
+    -------
+    EvaluationReport
+
+    Raises
+    ------
+    UsageError
+        Unknown method or parameter, bad option values, no or too short warehouse history.
+    """
+    _check_options(
+        methods, baseline, n_series, days, evaluate_days, outbreak_shape, size_unit, target
+    )
+    choices = _choices(methods, params or {})
+    rng = np.random.default_rng(seed)
+    baseline_rng, injection_rng = rng.spawn(2)
+    base = _BASELINES[baseline](settings, n_series, days, evaluate_days, start, baseline_rng)
+    n_rows, n_days = base.counts.shape
+    first = n_days - evaluate_days
+    try:
+        injected = inject_outbreaks(
+            base.counts,
+            injection_rng,
+            size=outbreak_size,
+            shape=cast(OutbreakShape, outbreak_shape),
+            duration=outbreak_days,
+            per_series=outbreaks_per_series,
+            start_after=first,
+            size_unit=cast(SizeUnit, size_unit),
+            sd=base.sd,
+            min_gap=min_gap,
+        )
+    except SeriesError as exc:
+        raise UsageError(f"cannot inject outbreaks: {exc}") from None
+    series = make_series(injected.counts, base.dates)
+    at = np.arange(first, n_days)
+    in_period = np.zeros(series.counts.shape, dtype=bool)
+    in_period[:, first:] = True
+    rows = []
+    with _progress(progress, len(choices)) as advance:
+        for choice in choices:
+            started = time.perf_counter()
+            try:
+                result = choice.method.run(series, choice.params, at=at)
+            except SeriesError as exc:
+                raise UsageError(f"{choice.method.name} ({choice.label}): {exc}") from None
+            computed = np.atleast_2d(result.computed) & in_period
+            score = score_detection(
+                np.atleast_2d(result.alarm), computed, injected.outbreaks, n_days_after=n_days_after
+            )
+            rows.append(
+                {
+                    "method": choice.method.name,
+                    "setting": choice.label,
+                    **score.as_dict(),
+                    "meets_target": bool(score.false_alarms_per_100 <= target),
+                    "coverage": round(score.series_days / (n_rows * evaluate_days), 4),
+                    "seconds": round(time.perf_counter() - started, 3),
+                    "params": "; ".join(f"{k}={v}" for k, v in result.params.items()),
+                }
+            )
+            advance(f"{choice.method.name} {choice.label}")
+    table = pd.DataFrame(rows)[list(TABLE_COLUMNS)]
+    outbreaks = _describe_outbreaks(injected.outbreaks, base)
+    return _write_report(
+        table, outbreaks, Path(out_dir), baseline, n_rows, n_days, evaluate_days, target
+    )
+
+
+def _check_options(
+    methods: Sequence[str],
+    baseline: str,
+    n_series: int,
+    days: int,
+    evaluate_days: int,
+    shape: str,
+    size_unit: str,
+    target: float,
+) -> None:
+    if not methods:
+        raise UsageError("choose at least one --method")
+    if baseline not in _BASELINES:
+        raise UsageError(f"--baseline must be one of {', '.join(_BASELINES)}; got {baseline!r}")
+    if shape not in get_args(OutbreakShape):
+        raise UsageError(
+            f"--shape must be one of {', '.join(get_args(OutbreakShape))}; got {shape!r}"
+        )
+    if size_unit not in get_args(SizeUnit):
+        raise UsageError(
+            f"--size-unit must be one of {', '.join(get_args(SizeUnit))}; got {size_unit!r}"
+        )
+    if n_series < 1:
+        raise UsageError(f"--series must be at least 1, got {n_series}")
+    if evaluate_days < 1:
+        raise UsageError(f"--evaluate-days must be at least 1, got {evaluate_days}")
+    if days < evaluate_days + MIN_HISTORY_DAYS:
+        raise UsageError(
+            f"--days {days} leaves too little history: evaluating the last {evaluate_days} "
+            f"days needs at least {evaluate_days + MIN_HISTORY_DAYS}"
+        )
+    if not target >= 0:
+        raise UsageError(f"--target must not be negative, got {target}")
+
+
+def _choices(methods: Sequence[str], params: Mapping[str, ParamValues]) -> list[_Setting]:
+    """Every method × parameter grid point, checked before any work starts."""
+    unknown = sorted(set(params) - set(methods))
+    if unknown:
+        raise UsageError(f"--param for {', '.join(unknown)}, which is not a chosen --method")
+    out: list[_Setting] = []
+    for name in dict.fromkeys(methods):
+        try:
+            method = get_method(name)
+        except SeriesError as exc:
+            raise UsageError(str(exc)) from None
+        given = params.get(name, {})
+        keys = list(given)
+        grids = [_alternatives(given[k]) for k in keys]
+        for values in itertools.product(*grids):
+            raw = dict(zip(keys, values, strict=True))
+            try:
+                resolved = method.resolve(raw)
+            except SeriesError as exc:
+                raise UsageError(str(exc)) from None
+            label = ", ".join(f"{k}={v}" for k, v in raw.items()) or "defaults"
+            out.append(_Setting(method, label, resolved))
+    return out
+
+
+def _alternatives(value: str | Sequence[str]) -> list[str]:
+    parts = value.split(GRID_SEPARATOR) if isinstance(value, str) else list(value)
+    return [p.strip() for p in parts]
+
+
+def _simulated(
+    settings: Settings,
+    n_series: int,
+    days: int,
+    evaluate_days: int,
+    start: str,
+    rng: np.random.Generator,
+) -> _Baselines:
+    sim = simulate_baselines(n_series, days, rng, start=start)
+    return _Baselines(sim.counts, sim.dates, sim.sd, None)
+
+
+def _warehouse(
+    settings: Settings,
+    n_series: int,
+    days: int,
+    evaluate_days: int,
+    start: str,
+    rng: np.random.Generator,
+) -> _Baselines:
+    from warehouse.store import Warehouse
+
+    root = settings.warehouse_dir
+    if not root.is_dir():
+        raise UsageError(
+            f"no warehouse at {root}: load data first (sentinel ingest, or sentinel demo)"
+        )
+    frame = Warehouse(root).read_table("syndrome_daily")
+    if frame.empty:
+        raise UsageError(f"the warehouse at {root} has no syndrome_daily rows to evaluate on")
+    counts, dates, labels = pivot_syndrome_daily(frame)
+    need = evaluate_days + MIN_HISTORY_DAYS
+    if len(dates) < need:
+        raise UsageError(
+            f"the warehouse holds {len(dates)} days of syndrome_daily "
+            f"({dates[0].date()} to {dates[-1].date()}); evaluating {evaluate_days} days needs "
+            f"at least {need}: load more history or lower --evaluate-days"
+        )
+    keep_days = min(days, len(dates))
+    counts, dates = counts[:, -keep_days:], dates[-keep_days:]
+    if len(labels) > n_series:
+        chosen = np.sort(rng.choice(len(labels), size=n_series, replace=False))
+        counts, labels = counts[chosen], labels.iloc[chosen].reset_index(drop=True)
+    return _Baselines(counts, dates, None, labels)
+
+
+_BASELINES = {"simulated": _simulated, "warehouse": _warehouse}
+
+
+def pivot_syndrome_daily(
+    frame: pd.DataFrame,
+) -> tuple[NDArray[np.float64], pd.DatetimeIndex, pd.DataFrame]:
+    """Turn ``syndrome_daily`` rows into street × syndrome daily series.
+
+    Returns
+    -------
+    counts : ndarray, shape (n_pairs, n_days)
+        ``count`` per (street_code, syndrome) and day; NaN on days missing from the table.
+    dates : DatetimeIndex
+        Every day from the first to the last date in the table.
+    labels : DataFrame
+        ``street_code, syndrome`` of each row of ``counts``, sorted.
+    """
+    data = frame.assign(date=pd.to_datetime(frame["date"]))
+    wide = data.pivot_table(
+        index=["street_code", "syndrome"], columns="date", values="count", aggfunc="sum"
+    )
+    dates = pd.date_range(data["date"].min(), data["date"].max(), freq="D")
+    wide = wide.reindex(columns=dates)
+    labels = wide.index.to_frame(index=False)
+    return wide.to_numpy(dtype=np.float64, na_value=np.nan), dates, labels
+
+
+def _describe_outbreaks(outbreaks: pd.DataFrame, base: _Baselines) -> pd.DataFrame:
+    out = outbreaks.copy()
+    out.insert(3, "start_date", base.dates[out["start"].to_numpy()].date)
+    out.insert(4, "end_date", base.dates[out["end"].to_numpy()].date)
+    if base.labels is not None:
+        labels = base.labels.iloc[out["series"].to_numpy()].reset_index(drop=True)
+        out.insert(1, "street_code", labels["street_code"].to_numpy())
+        out.insert(2, "syndrome", labels["syndrome"].to_numpy())
+    return out
+
+
+@contextlib.contextmanager
+def _progress(show: bool, total: int) -> Iterator[Callable[[str], None]]:
+    if not show:
+        yield lambda note: None
+        return
+    with progress_bar() as bar:
+        task = bar.add_task("Evaluating", total=total, note="")
+        yield lambda note: bar.update(task, advance=1, note=note)
+
+
+def _write_report(
+    table: pd.DataFrame,
+    outbreaks: pd.DataFrame,
+    out_dir: Path,
+    baseline: str,
+    n_series: int,
+    n_days: int,
+    evaluate_days: int,
+    target: float,
+) -> EvaluationReport:
+    paths = [
+        out_dir / name for name in (EVALUATION_CSV, EVALUATION_MD, EVALUATION_PNG, OUTBREAKS_CSV)
+    ]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        table.to_csv(paths[0], index=False, lineterminator="\n")
+        caption = (
+            f"Backtest on {n_series} {baseline} series of {n_days} days, the last "
+            f"{evaluate_days} scored; target ≤ {target:g} false alarms per 100 series-days."
+        )
+        paths[1].write_text(f"{caption}\n\n{render_markdown(table)}", encoding="utf-8")
+        plot_evaluation(table, paths[2], target=target)
+        outbreaks.to_csv(paths[3], index=False, lineterminator="\n")
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None
+    return EvaluationReport(
+        table=table,
+        outbreaks=outbreaks,
+        out_dir=out_dir,
+        csv_path=paths[0],
+        markdown_path=paths[1],
+        plot_path=paths[2],
+        outbreaks_path=paths[3],
+        baseline=baseline,
+        n_series=n_series,
+        n_days=n_days,
+        evaluated_days=evaluate_days,
+    )
+
+
+def render_markdown(table: pd.DataFrame) -> str:
+    """The evaluation table as a GitHub Markdown table (rates to 3 digits, NaN as ``n/a``)."""
+    columns = [c for c in TABLE_COLUMNS if c != "params"]
+    header = "| " + " | ".join(columns) + " |"
+    align = "|" + "|".join("---:" if _numeric(table[c]) else "---" for c in columns) + "|"
+    lines = [header, align]
+    for row in table[columns].itertuples(index=False):
+        cells = [_cell(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _numeric(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, float | np.floating):
+        return "n/a" if np.isnan(value) else f"{value:.3f}"
+    return str(value).replace("|", "\\|")
+
+
+def plot_evaluation(table: pd.DataFrame, path: Path, *, target: float = 1.0) -> None:
+    """Plot sensitivity against false alarms (left) and median delay (right) to a PNG.
+
+    Uses matplotlib's Agg canvas directly (no pyplot, no display), so it works headless
+    and leaves the global backend alone.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels = [
+        f"{m} ({s})" if s != "defaults" else m
+        for m, s in zip(table["method"], table["setting"], strict=True)
+    ]
+    fig = Figure(figsize=(11, max(3.5, 0.35 * len(table) + 1.5)), layout="constrained")
+    FigureCanvasAgg(fig)
+    left, right = fig.subplots(1, 2)
+    rate = table["false_alarms_per_100"].to_numpy(dtype=float)
+    sens = table["sensitivity"].to_numpy(dtype=float)
+    left.scatter(rate, sens, color="tab:blue")
+    for x, y, label in zip(rate, sens, labels, strict=True):
+        if np.isfinite(x) and np.isfinite(y):
+            left.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    left.axvline(target, color="tab:red", linestyle="--", linewidth=1, label=f"target {target:g}")
+    left.set_xlabel("false alarms per 100 series-days")
+    left.set_ylabel("sensitivity (share of outbreaks detected)")
+    left.set_ylim(-0.02, 1.02)
+    finite = rate[np.isfinite(rate)]
+    # Room on the right for the labels of the points furthest out.
+    left.set_xlim(0, max(target, *finite, 0.1) * 1.3)
+    left.legend(loc="lower right", fontsize=8)
+    delay = table["median_delay_days"].to_numpy(dtype=float)
+    positions = np.arange(len(table))
+    right.barh(positions, np.nan_to_num(delay, nan=0.0), color="tab:green")
+    right.set_yticks(positions, labels, fontsize=8)
+    right.invert_yaxis()
+    right.set_xlabel("median days from outbreak start to first alarm")
+    for y, d in zip(positions, delay, strict=True):
+        if not np.isfinite(d):
+            right.annotate(
+                "none detected",
+                (0, y),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
+    fig.savefig(path, dpi=110)
+
+
+def print_evaluation(report: EvaluationReport) -> None:
+    """Print the table and where the report went (for the command)."""
+    from rich.table import Table
+
+    from sentinel.console import console
+
+    shown = Table(show_lines=False)
+    columns = [
+        "method",
+        "setting",
+        "sensitivity",
+        "false_alarms_per_100",
+        "median_delay_days",
+        "ppv",
+        "meets_target",
+        "coverage",
+    ]
+    for column in columns:
+        shown.add_column(
+            column.replace("_", " "),
+            justify="right" if column not in ("method", "setting") else "left",
+        )
+    for row in report.table[columns].itertuples(index=False):
+        shown.add_row(*(_cell(v) for v in row))
+    console.print(shown)
+    table = report.table
+    for method, setting, coverage in zip(
+        table["method"], table["setting"], table["coverage"].astype(float), strict=True
+    ):
+        if coverage < 1:
+            console.print(
+                f"[yellow]{method} ({setting}) computed {coverage:.0%} of the "
+                f"scored series-days: too little history for it (raise --days) or missing days[/]"
+            )
+    console.print(
+        f"{report.n_series} {report.baseline} series × {report.n_days} days, last "
+        f"{report.evaluated_days} scored, {len(report.outbreaks)} injected outbreaks. "
+        f"Written to [bold]{report.out_dir}[/]: {EVALUATION_CSV}, {EVALUATION_MD}, "
+        f"{EVALUATION_PNG}, {OUTBREAKS_CSV}"
+    )
