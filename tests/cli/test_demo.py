@@ -15,6 +15,7 @@ def test_demo_then_sql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["--home", str(home), "demo", "--days", "21"]) == 0
     out = capsys.readouterr().out
     assert "Where things are" in out and str(home / "warehouse") in out
+    assert "Detection for 2025-01-15 … 2025-01-21" in out and "injected outbreaks" in out
     assert (
         main(
             [
@@ -50,9 +51,17 @@ def test_demo_then_sql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     err = capsys.readouterr().err.strip()
     assert err.startswith("sentinel: error:") and "read-only" in err and len(err.splitlines()) == 1
     # running the demo again leaves the same warehouse
-    files = {p: p.read_bytes() for p in (home / "warehouse" / "visits").rglob("*.parquet")}
+    def files() -> dict[Path, bytes]:
+        return {
+            p: p.read_bytes()
+            for table in ("visits", "syndrome_daily", "syndrome_age_daily", "alerts")
+            for p in (home / "warehouse" / table).rglob("*.parquet")
+        }
+
+    before = files()
+    assert any("alerts" in str(p) for p in before)
     assert main(["--home", str(home), "demo", "--days", "21"]) == 0
-    assert files == {p: p.read_bytes() for p in (home / "warehouse" / "visits").rglob("*.parquet")}
+    assert files() == before
 
 
 def test_sql_shell_is_read_only_duckdb(tmp_path: Path) -> None:
