@@ -32,6 +32,9 @@ class Method:
     summary: str
     sparse: bool
     """Works on sparse series (few cases a day); warehouse mode falls back to such methods."""
+    observed: Literal["count", "score"] = "count"
+    """What the upper bound is compared with: the day's count, or the result's ``score``
+    (e.g. a 7-day sum for the moving percentile method)."""
 
     def run(
         self, series: CountSeries, params: Mapping[str, object] | None = None, **kw: Any
@@ -53,8 +56,14 @@ class Method:
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str, *, sparse: bool = False) -> Callable[[DetectFunction], DetectFunction]:
-    """Register ``function`` under ``name``; its keyword-only parameters are the method's."""
+def register(
+    name: str, *, sparse: bool = False, observed: Literal["count", "score"] = "count"
+) -> Callable[[DetectFunction], DetectFunction]:
+    """Register ``function`` under ``name``; its keyword-only parameters are the method's.
+
+    ``observed="score"`` says the upper bound applies to the result's score (a window
+    sum), not to the day's count.
+    """
 
     def wrap(function: DetectFunction) -> DetectFunction:
         hints = typing.get_type_hints(function)
@@ -69,7 +78,7 @@ def register(name: str, *, sparse: bool = False) -> Callable[[DetectFunction], D
             defaults[p.name] = p.default
             kinds[p.name] = hints.get(p.name, type(p.default))
         summary = (inspect.getdoc(function) or name).splitlines()[0]
-        METHODS[name] = Method(name, function, defaults, kinds, summary, sparse)
+        METHODS[name] = Method(name, function, defaults, kinds, summary, sparse, observed)
         return function
 
     return wrap

@@ -7,7 +7,7 @@ params = { alpha = 0.001 }         # its parameters
 fallback_method = "ears_c2"        # sparse series, or where the method lacks history
 fallback_params = { min_sigma = 0.5 }
 sparse_below = 1.0                 # mean daily count (last 28 days) below which a series is sparse
-history_days = 1100                # history read for each analysis day
+history_days = 1200                # history read for each analysis day (mpm: 3 years + 20 days)
 reporting_lag_days = 1             # `sentinel detect` without --date analyses today - lag
 age_groups = true                  # also run street x syndrome x age-group series
 age_group_min_daily = 0.3          # ... where the group's mean daily count reaches this
@@ -80,7 +80,7 @@ class DetectSettings:
     fallback: DetectorChoice = DEFAULT_FALLBACK
     syndromes: Mapping[str, DetectorChoice] = field(default_factory=lambda: MappingProxyType({}))
     sparse_below: float = 1.0
-    history_days: int = 1100
+    history_days: int = 1200
     reporting_lag_days: int = 1
     age_groups: bool = True
     age_group_min_daily: float = 0.3

@@ -235,7 +235,7 @@ def _run_detectors(
     counts = table.counts
     sparse = _sparse(counts, at, cfg.sparse_below)
     fallback = _run(cfg.fallback, table, np.arange(table.n_series), at)
-    chosen = {k: fallback[k].copy() for k in _FIELDS}
+    chosen = {k: fallback[k].copy() for k in (*_FIELDS, "observed")}
     label = np.full(sparse.shape, cfg.fallback.label(), dtype=object)
     params = np.full(sparse.shape, _params_json(fallback["params"]), dtype=object)
     usable = fallback["computed"].copy()
@@ -260,8 +260,7 @@ def _run_detectors(
     keys = table.keys.iloc[hit_series].reset_index(drop=True)
     alerts = keys.assign(
         day_index=at[hit_days],
-        observed=counts[hit_series, at[hit_days]],
-        **{k: chosen[k][hit_series, hit_days] for k in _FIELDS if k != "alarm"},
+        **{k: chosen[k][hit_series, hit_days] for k in (*_FIELDS, "observed") if k != "alarm"},
         detector=[m.split("(")[0] for m in label[hit_series, hit_days]],
         params=params[hit_series, hit_days],
     )
@@ -282,6 +281,11 @@ def _run(
         k: np.atleast_2d(getattr(result, k))[:, at] for k in (*_FIELDS, "computed")
     }
     out["params"] = result.params
+    # A method whose bound applies to a window sum reports that sum as what was observed.
+    observed = np.atleast_2d(
+        result.score if get_method(choice.method).observed == "score" else series.counts
+    )
+    out["observed"] = observed[:, at]
     return out
 
 
