@@ -2,10 +2,10 @@
 
 ```toml
 [detect]
-method = "ears_c2"                 # default method for every syndrome
-params = { alpha = 0.001 }         # its parameters
-fallback_method = "ears_c2"        # sparse series, or where the method lacks history
-fallback_params = { min_sigma = 0.5 }
+method = "switch"                  # default method for every syndrome
+params = { red = 0.001 }           # its parameters
+fallback_method = "ewma"           # sparse series, or where the method lacks history
+fallback_params = { red = 0.001 }
 sparse_below = 1.0                 # mean daily count (last 28 days) below which a series is sparse
 history_days = 1200                # history read for each analysis day (mpm: 3 years + 20 days)
 reporting_lag_days = 1             # `sentinel detect` without --date analyses today - lag
@@ -47,8 +47,10 @@ class DetectorChoice:
 
 
 # Defaults chosen with `sentinel evaluate` (docs/detection.md holds the evidence).
-DEFAULT_METHOD = DetectorChoice("ears_c2")
-DEFAULT_FALLBACK = DetectorChoice("ears_c2", MappingProxyType({"min_sigma": 0.5}))
+# ESSENCE's switch at p < 0.001 met the target (≤ 1 false alarm per 100 series-days)
+# with the best sensitivity of the methods that work from two weeks of history.
+DEFAULT_METHOD = DetectorChoice("switch", MappingProxyType({"red": 0.001}))
+DEFAULT_FALLBACK = DetectorChoice("ewma", MappingProxyType({"red": 0.001}))
 
 
 @dataclass(frozen=True)
