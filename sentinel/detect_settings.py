@@ -11,6 +11,7 @@ history_days = 1200                # history read for each analysis day (mpm: 3 
 reporting_lag_days = 1             # `sentinel detect` without --date analyses today - lag
 age_groups = true                  # also run street x syndrome x age-group series
 age_group_min_daily = 0.3          # ... where the group's mean daily count reaches this
+age_group_params = { red = 0.0001 } # stricter parameters for age-group series (more tests)
 
 [detect.syndromes.ili]             # per-syndrome choice
 method = "farrington_flexible"
@@ -76,6 +77,11 @@ class DetectSettings:
         Also analyse street × syndrome × age-group series.
     age_group_min_daily : float
         Run an age-group series only where its mean daily count over the history reaches this.
+    age_group_params : Mapping
+        Parameters that override the chosen method's for age-group series (and the
+        fallback's, where it has them): each street × syndrome is tested 6 times (all ages
+        and 5 groups), so the age-group tests are made stricter to keep the false alarms
+        per street-syndrome on target.
     """
 
     method: DetectorChoice = DEFAULT_METHOD
@@ -86,15 +92,33 @@ class DetectSettings:
     reporting_lag_days: int = 1
     age_groups: bool = True
     age_group_min_daily: float = 0.3
+    age_group_params: Mapping[str, object] = field(
+        default_factory=lambda: MappingProxyType({"red": 0.0001})
+    )
 
-    def choice_for(self, syndrome: str) -> DetectorChoice:
-        """The method configured for ``syndrome``."""
-        return self.syndromes.get(syndrome, self.method)
+    def choice_for(self, syndrome: str, age_group: str | None = None) -> DetectorChoice:
+        """The method configured for ``syndrome`` (stricter for an age-group series)."""
+        return self._aged(self.syndromes.get(syndrome, self.method), age_group)
+
+    def fallback_for(self, age_group: str | None = None) -> DetectorChoice:
+        """The fallback method (stricter for an age-group series)."""
+        return self._aged(self.fallback, age_group)
+
+    def _aged(self, choice: DetectorChoice, age_group: str | None) -> DetectorChoice:
+        if age_group is None or not self.age_group_params:
+            return choice
+        from detectors.registry import get_method
+
+        known = get_method(choice.method).defaults
+        extra = {k: v for k, v in self.age_group_params.items() if k in known}
+        if not extra:
+            return choice
+        return DetectorChoice(choice.method, MappingProxyType({**choice.params, **extra}))
 
 
 _KEYS = {
     "method", "params", "fallback_method", "fallback_params", "sparse_below", "history_days",
-    "reporting_lag_days", "age_groups", "age_group_min_daily", "syndromes",
+    "reporting_lag_days", "age_groups", "age_group_min_daily", "age_group_params", "syndromes",
 }  # fmt: skip
 
 
@@ -142,9 +166,18 @@ def parse_detect_settings(data: Mapping[str, Any], where: str) -> DetectSettings
             ),
             age_groups=bool(data.get("age_groups", base.age_groups)),
             age_group_min_daily=float(data.get("age_group_min_daily", base.age_group_min_daily)),
+            age_group_params=_age_params(data.get("age_group_params"), base, where),
         )
     except (TypeError, ValueError) as exc:
         raise UsageError(f"bad [detect] value in {where}: {exc}") from None
+
+
+def _age_params(value: object, base: DetectSettings, where: str) -> Mapping[str, object]:
+    if value is None:
+        return base.age_group_params
+    if not isinstance(value, Mapping):
+        raise UsageError(f"[detect] age_group_params in {where} must be a table")
+    return MappingProxyType(dict(value))
 
 
 def _positive_int(data: Mapping[str, Any], key: str, default: int, minimum: int = 1) -> int:

@@ -234,33 +234,43 @@ def _run_detectors(
     """
     counts = table.counts
     sparse = _sparse(counts, at, cfg.sparse_below)
-    fallback = _run(cfg.fallback, table, np.arange(table.n_series), at)
-    chosen = {k: fallback[k].copy() for k in (*_FIELDS, "observed")}
-    label = np.full(sparse.shape, cfg.fallback.label(), dtype=object)
-    params = np.full(sparse.shape, _params_json(fallback["params"]), dtype=object)
-    usable = fallback["computed"].copy()
+    shape = sparse.shape
+    chosen = {k: np.zeros(shape, dtype=bool if k == "alarm" else float) for k in _OUTPUTS}
+    label = np.full(shape, "", dtype=object)
+    params = np.full(shape, "", dtype=object)
+    usable = np.zeros(shape, dtype=bool)
     syndromes = table.keys["syndrome"].to_numpy()
-    for choice in sorted({cfg.choice_for(s) for s in set(syndromes)}, key=DetectorChoice.label):
-        if choice == cfg.fallback:
-            continue
-        rows = np.flatnonzero([cfg.choice_for(s) == choice for s in syndromes])
-        main = _run(choice, table, rows, at)
-        take = np.zeros(sparse.shape, dtype=bool)
-        take[rows] = main["computed"] & ~sparse[rows]
-        for key, values in chosen.items():
-            full = np.zeros_like(values)
-            full[rows] = main[key]
-            values[take] = full[take]
-        label[take] = choice.label()
-        params[take] = _params_json(main["params"])
-        usable |= take
+    ages = [a if isinstance(a, str) else None for a in table.keys["age_group"]]
+    # Fallbacks first, on every series; then each series' own method where it computed
+    # and the series is not sparse.
+    fallbacks = [cfg.fallback_for(a) for a in ages]
+    mains = [cfg.choice_for(s, a) for s, a in zip(syndromes, ages, strict=True)]
+    for picks, is_main in ((fallbacks, False), (mains, True)):
+        for choice in sorted(set(picks), key=DetectorChoice.label):
+            rows = np.flatnonzero([p == choice for p in picks])
+            if (
+                is_main
+                and choice == fallbacks[rows[0]]
+                and all(fallbacks[r] == choice for r in rows)
+            ):
+                continue  # the fallback already ran with these settings
+            out = _run(choice, table, rows, at)
+            take = np.zeros(shape, dtype=bool)
+            take[rows] = out["computed"] & (~sparse[rows] if is_main else True)
+            for key, values in chosen.items():
+                full = np.zeros_like(values)
+                full[rows] = out[key]
+                values[take] = full[take]
+            label[take] = choice.label()
+            params[take] = _params_json(out["params"])
+            usable |= take
     names, n = np.unique(label[usable].astype(str), return_counts=True)
     used = {str(k): int(v) for k, v in zip(names, n, strict=True)}
     hit_series, hit_days = np.nonzero(chosen["alarm"] & usable)
     keys = table.keys.iloc[hit_series].reset_index(drop=True)
     alerts = keys.assign(
         day_index=at[hit_days],
-        **{k: chosen[k][hit_series, hit_days] for k in (*_FIELDS, "observed") if k != "alarm"},
+        **{k: chosen[k][hit_series, hit_days] for k in _OUTPUTS if k != "alarm"},
         detector=[m.split("(")[0] for m in label[hit_series, hit_days]],
         params=params[hit_series, hit_days],
     )
@@ -269,6 +279,7 @@ def _run_detectors(
 
 
 _FIELDS = ("expected", "upperbound", "score", "p_value", "alarm")
+_OUTPUTS = (*_FIELDS, "observed")
 
 
 def _run(

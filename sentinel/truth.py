@@ -32,19 +32,24 @@ class TruthScore:
     """One row per injected outbreak: flagged, first alert date, days from start to it."""
     true_alerts: int
     false_alerts: int
-    series_days: int
+    false_cells: int
+    """Street-syndrome-days with alerts of which none matched an outbreak."""
+    cells: int
+    """Street-syndrome-days analysed."""
 
     @property
     def detected(self) -> int:
         return int(self.outbreaks["flagged"].sum())
 
     @property
-    def false_per_100_series_days(self) -> float:
-        return 100.0 * self.false_alerts / self.series_days if self.series_days else float("nan")
+    def false_per_100(self) -> float:
+        """False alarms per 100 street-syndrome-days (all-ages and age-group alerts of one
+        street, syndrome and day count once): the target is at most 1."""
+        return 100.0 * self.false_cells / self.cells if self.cells else float("nan")
 
 
 def score_alerts(
-    alerts: pd.DataFrame, truth: pd.DataFrame, series_days: int, grace_days: int = 3
+    alerts: pd.DataFrame, truth: pd.DataFrame, cells: int, grace_days: int = 3
 ) -> TruthScore:
     """Match alerts (``date, syndrome, street_codes``) to outbreaks (``ground_truth.csv`` rows).
 
@@ -55,8 +60,8 @@ def score_alerts(
     truth : DataFrame
         ``outbreak_id, syndrome, street_codes`` (``;``-separated), ``start, end`` (dates),
         ``extra_cases``.
-    series_days : int
-        Series-days evaluated, for the false-alarm rate.
+    cells : int
+        Street-syndrome-days analysed (streets × syndromes × days), for the false-alarm rate.
     grace_days : int
         Days after an outbreak's end during which its alerts still count as true.
     """
@@ -88,11 +93,26 @@ def score_alerts(
                 "alerts": int(hit.sum()),
             }
         )
+    false = alerts.loc[~matched]
+    cell_keys = {
+        (str(d), str(s), tuple(c))
+        for d, s, c in zip(false["date"], false["syndrome"], false["street_codes"], strict=True)
+    }
+    true_keys = {
+        (str(d), str(s), tuple(c))
+        for d, s, c in zip(
+            alerts.loc[matched, "date"],
+            alerts.loc[matched, "syndrome"],
+            alerts.loc[matched, "street_codes"],
+            strict=True,
+        )
+    }
     return TruthScore(
         outbreaks=pd.DataFrame(rows),
         true_alerts=int(matched.sum()),
         false_alerts=int((~matched).sum()),
-        series_days=series_days,
+        false_cells=len(cell_keys - true_keys),
+        cells=cells,
     )
 
 
