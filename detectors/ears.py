@@ -249,6 +249,7 @@ def _detect(
         computed=np.isfinite(upperbound),
         score=score,
         extras={} if c2 is None else {"c2": c2},
+        owned=True,
     )
 
 
