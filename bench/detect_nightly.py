@@ -119,7 +119,7 @@ def main() -> None:
         configs[f"{name} (defaults)"] = replace(EVERY, method=DetectorChoice(name))
     try:
         t0 = time.perf_counter()
-        days = args.years * 365 + 1
+        days = args.years * 365 + 31  # mpm (3 years) needs 3 years + 20 days
         last = build_warehouse(work / "warehouse", args.streets, days, args.seed)
         built = time.perf_counter() - t0
         settings = Settings(home=work)
