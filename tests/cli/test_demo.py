@@ -50,6 +50,7 @@ def test_demo_then_sql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["--home", str(home), "sql", "DELETE FROM visits"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("sentinel: error:") and "read-only" in err and len(err.splitlines()) == 1
+
     # running the demo again leaves the same warehouse
     def files() -> dict[Path, bytes]:
         return {
