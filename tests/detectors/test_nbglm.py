@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from detectors import SeriesError, get_method, make_series, nbglm
+from detectors import SeriesError, get_method, make_series, negbin
 from detectors.nbglm import (
     design_matrix,
     detect_nb_glm,
@@ -117,7 +117,7 @@ def test_count_tables_and_special_functions_give_the_same_fit(
     x = _design()
     counts = np.array([_nb_draw(rng, np.exp(x @ COEF) * s, 0.4) for s in (0.5, 3.0)])
     tables = fit_negbin(counts, x)
-    monkeypatch.setattr(nbglm, "TAIL_LIMIT", -1)  # every series on digamma/trigamma
+    monkeypatch.setattr(negbin, "TAIL_LIMIT", -1)  # every series on digamma/trigamma
     direct = fit_negbin(counts, x)
     np.testing.assert_allclose(tables.coef, direct.coef, rtol=1e-8, atol=1e-9)
     np.testing.assert_allclose(tables.dispersion, direct.dispersion, rtol=1e-7)
@@ -125,7 +125,7 @@ def test_count_tables_and_special_functions_give_the_same_fit(
 
 def test_trigamma_matches_scipy() -> None:
     x = np.concatenate([np.linspace(1e-4, 12.0, 5000), np.logspace(-3, 8, 500)])
-    assert np.max(np.abs(nbglm._trigamma(x) / special.polygamma(1, x) - 1.0)) < 1e-8
+    assert np.max(np.abs(negbin._trigamma(x) / special.polygamma(1, x) - 1.0)) < 1e-8
 
 
 def test_detector_prediction_and_bound_match_statsmodels() -> None:
