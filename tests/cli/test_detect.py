@@ -10,7 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from detectors.registry import METHODS, register
+from detectors.result import build_result
+from detectors.series import CountSeries
 from sentinel.cli import main
+from sentinel.detect_settings import DetectorChoice
 from sentinel.detecting import detect_warehouse, read_count_csv
 from sentinel.settings import load_settings
 from warehouse.catalog import run_query
@@ -257,3 +261,37 @@ def test_warehouse_mode_on_an_empty_warehouse_says_so(
 ) -> None:
     assert main(["--home", str(tmp_path / "h"), "detect", "--date", "2025-01-01"]) == 2
     assert "no syndrome_daily data" in capsys.readouterr().err
+
+
+def test_a_window_sum_method_reports_its_sum_as_observed(home: Path) -> None:
+    @register("test_window_sum", observed="score")
+    def detect_window_sum(series: CountSeries, *, at: object | None = None, bound: float = 60.0):
+        """7-day sums against a fixed bound (a stand-in for mpm)."""
+        csum = np.cumsum(
+            np.concatenate([np.zeros((series.n_series, 1)), series.counts], axis=1), axis=1
+        )
+        sums = np.full(series.counts.shape, np.nan)
+        sums[:, 6:] = csum[:, 7:] - csum[:, :-7]
+        upper = np.full(series.counts.shape, bound)
+        return build_result(
+            series, "test_window_sum", {"bound": bound}, expected=upper, upperbound=upper,
+            alarm=sums > upper, computed=np.isfinite(sums), score=sums,
+        )  # fmt: skip
+
+    try:
+        loaded = load_settings(home, environ={})
+        choice = DetectorChoice("test_window_sum")
+        settings = replace(
+            loaded, detect=replace(loaded.detect, method=choice, fallback=choice, age_groups=False)
+        )
+        alerts = detect_warehouse(settings, SPIKE_DAY).alerts
+        ili = alerts[(alerts["syndrome"] == "ili") & (alerts["street_codes"].map(tuple) == (A,))]
+        daily = run_query(
+            home / "warehouse",
+            f"SELECT sum(count) AS n FROM syndrome_daily WHERE syndrome = 'ili' AND street_code = '{A}' "
+            f"AND date BETWEEN DATE '{SPIKE_DAY}' - 6 AND DATE '{SPIKE_DAY}'",
+        )
+        assert len(ili) == 1
+        assert ili["observed"].iloc[0] == daily["n"].iloc[0] > 60
+    finally:
+        METHODS.pop("test_window_sum", None)
