@@ -188,14 +188,14 @@ def _detect_year(settings: Settings, sources: Path, dates: list[dt.date]) -> Non
     streets_syndromes = _cells_per_day(settings)
     score = score_alerts(summary.alerts, truth, streets_syndromes * len(summary.days))
     table = Table(title="Injected outbreaks: flagged by the detectors?")
-    for col in ("id", "syndrome", "days", "injected", "flagged", "first alert", "days to alert"):
-        table.add_column(col, justify="right" if col in ("injected", "days to alert") else "left")
+    for col in ("id", "syndrome", "days", "injected", "flagged"):
+        table.add_column(col, justify="right" if col == "injected" else "left")
     for o in score.outbreaks.to_dict("records"):
         delay = o["days_to_alert"]
+        flagged = f"yes, day {delay:.0f} ({o['first_alert']})" if o["flagged"] else "[red]no[/]"
         table.add_row(
             str(o["outbreak_id"]), str(o["syndrome"]), f"{str(o['start'])[5:]}→{str(o['end'])[5:]}",
-            str(o["extra_cases"]), "yes" if o["flagged"] else "[red]no[/]",
-            str(o["first_alert"] or ""), "" if pd.isna(delay) else f"{delay:.0f}",
+            str(o["extra_cases"]), flagged,
         )  # fmt: skip
     console.print(table)
     delays = score.outbreaks["days_to_alert"].dropna()

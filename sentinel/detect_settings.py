@@ -137,7 +137,12 @@ def parse_detect_settings(data: Mapping[str, Any], where: str) -> DetectSettings
     if unknown:
         raise UsageError(f"unknown [detect] setting(s) in {where}: {', '.join(unknown)}")
     base = DetectSettings()
-    method = _choice(data.get("method", base.method.method), data.get("params", {}), where)
+    # Parameters not given keep the defaults only when the method is the default one.
+    method = _choice(
+        data.get("method", base.method.method),
+        data.get("params", base.method.params if "method" not in data else {}),
+        where,
+    )
     fallback = _choice(
         data.get("fallback_method", base.fallback.method),
         data.get("fallback_params", base.fallback.params if "fallback_method" not in data else {}),

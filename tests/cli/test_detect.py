@@ -295,3 +295,17 @@ def test_a_window_sum_method_reports_its_sum_as_observed(home: Path) -> None:
         assert ili["observed"].iloc[0] == daily["n"].iloc[0] > 60
     finally:
         METHODS.pop("test_window_sum", None)
+
+
+def test_settings_keep_default_parameters_unless_the_method_changes(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "sentinel.toml").write_text("[detect]\nage_groups = false\n", encoding="utf-8")
+    detect = load_settings(home, environ={}).detect
+    assert (
+        detect.method.label() == "switch(red=0.001)"
+        and detect.fallback.label() == "ewma(red=0.001)"
+    )
+    assert detect.choice_for("ili", "60+").label() == "switch(red=0.0001)"
+    (home / "sentinel.toml").write_text('[detect]\nmethod = "ears_c3"\n', encoding="utf-8")
+    assert load_settings(home, environ={}).detect.method.label() == "ears_c3"
