@@ -209,7 +209,8 @@ def detect_warehouse(
     alerts, used = _run_detectors(table, cfg, at)
     created = now or dt.datetime.now().replace(microsecond=0)
     frames = _alert_frames(alerts, days, wh, created)
-    wh.write_alerts_days(frames)
+    # The space-time scan's alerts of these days are its own to replace.
+    wh.write_alerts_days(frames, replace=is_temporal)
     every = pd.concat([f for f in frames.values()], ignore_index=True) if frames else pd.DataFrame()
     log_event(
         log,
@@ -311,6 +312,15 @@ def _sparse(counts: np.ndarray, at: np.ndarray, below: float) -> np.ndarray:
 
 def _params_json(params: object) -> str:
     return json.dumps(dict(params), sort_keys=True, default=list)  # type: ignore[call-overload]
+
+
+SCAN_PREFIX = "scan_"
+"""Detector names of the space-time scan start with this; every other detector is temporal."""
+
+
+def is_temporal(detector: str) -> bool:
+    """Whether ``detector`` is a temporal method (not the space-time scan)."""
+    return not detector.startswith(SCAN_PREFIX)
 
 
 def severity_of(observed: np.ndarray, upperbound: np.ndarray) -> np.ndarray:

@@ -290,6 +290,39 @@ _ALERTS = Table(
             "Detector parameters used, as JSON (defaults included).",
             nullable=True,
         ),
+        _c(
+            "window_start",
+            _DATE,
+            "First day of a space-time cluster's window (it ends on `date`); null for "
+            "temporal detectors, whose window is the day itself.",
+            nullable=True,
+        ),
+        _c(
+            "relative_risk",
+            pa.float64(),
+            "Cluster relative risk: (observed/expected inside) / (observed/expected outside).",
+            nullable=True,
+        ),
+        _c("llr", pa.float64(), "Cluster log-likelihood ratio.", nullable=True),
+        _c(
+            "recurrence_interval_days",
+            pa.float64(),
+            "Cluster recurrence interval: 1/p days (daily prospective analysis).",
+            nullable=True,
+        ),
+        _c(
+            "announcement",
+            _STR,
+            "new: first seen; ongoing: continues an earlier alert (same syndrome, shared "
+            "streets, overlapping days) without growing; grown: continues one and grew.",
+            values=("new", "ongoing", "grown"),
+        ),
+        _c(
+            "continues",
+            _STR,
+            "alert_id of the earlier alert this one continues, if any.",
+            nullable=True,
+        ),
     ),
 )
 

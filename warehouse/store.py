@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,6 +91,20 @@ def _with_column(table_name: str, df: pd.DataFrame, column: str, value: object) 
             f"table {table_name!r}, column {column!r}: rows for another {column} than {value}"
         )
     return df
+
+
+def _complete_alerts(df: pd.DataFrame) -> pd.DataFrame:
+    """Alerts with the nullable columns a detector does not fill, and ``announcement``."""
+    if len(df) == 0 and len(df.columns) == 0:
+        return arrow_schema("alerts").empty_table().to_pandas()
+    missing = [c for c in TABLES["alerts"].columns if c.name not in df.columns]
+    out = df.copy() if missing else df
+    for column in missing:
+        if column.name == "announcement":
+            out[column.name] = "new"
+        elif column.nullable:
+            out[column.name] = None
+    return out
 
 
 def _check_visit_dates(visits: pa.Table) -> None:
@@ -209,16 +223,30 @@ class Warehouse:
             write_parquet_atomic(data.combine_chunks(), partition_path(self.root, name))
             refresh_catalog(self.root)
 
-    def write_alerts(self, date: dt.date | str, df: pd.DataFrame) -> None:
+    def write_alerts(
+        self,
+        date: dt.date | str,
+        df: pd.DataFrame,
+        *,
+        replace: Callable[[str], bool] | None = None,
+    ) -> None:
         """Replace the alerts of one analysis day (an empty ``df`` removes them).
 
-        ``df`` has the columns of ``alerts`` (or none at all when it is empty); ``date``
-        may be omitted and must otherwise equal ``date``. ``alert_id`` must be unique;
-        rows are stored sorted by it.
+        ``df`` has the columns of ``alerts`` (or none at all when it is empty); nullable
+        columns may be left out, and ``announcement`` defaults to ``new``. ``date`` may be
+        omitted and must otherwise equal ``date``. ``alert_id`` must be unique; rows are
+        stored sorted by it. ``replace`` limits what is replaced to the earlier alerts
+        whose ``detector`` it accepts (the temporal detectors and the space-time scan each
+        replace only their own); by default the whole day is replaced.
         """
-        self.write_alerts_days({date_of(date): df})
+        self.write_alerts_days({date_of(date): df}, replace=replace)
 
-    def write_alerts_days(self, frames: Mapping[dt.date, pd.DataFrame]) -> None:
+    def write_alerts_days(
+        self,
+        frames: Mapping[dt.date, pd.DataFrame],
+        *,
+        replace: Callable[[str], bool] | None = None,
+    ) -> None:
         """Replace the alerts of several analysis days at once (see :meth:`write_alerts`).
 
         Every frame is checked before anything is written; the catalog is refreshed once.
@@ -226,16 +254,21 @@ class Warehouse:
         tables: dict[dt.date, pa.Table] = {}
         for date, df in frames.items():
             day = date_of(date)
-            empty = len(df) == 0 and len(df.columns) == 0
-            frame = arrow_schema("alerts").empty_table().to_pandas() if empty else df
+            frame = _complete_alerts(df)
             data = frame_to_arrow("alerts", _with_column("alerts", frame, "date", day))
             _check_unique("alerts", data, ("alert_id",))
-            tables[day] = data.sort_by("alert_id").drop_columns("date")
+            tables[day] = data.drop_columns("date").cast(file_schema("alerts"))
         with writer_lock(self.root, timeout=self.lock_timeout):
-            for day, data in tables.items():
+            for day, fresh in tables.items():
                 path = partition_path(self.root, "alerts", day)
-                if data.num_rows:
-                    write_parquet_atomic(data.cast(file_schema("alerts")).combine_chunks(), path)
+                rows = fresh
+                if replace is not None and path.is_file():
+                    kept = pq.read_table(path)
+                    keep = pa.array([not replace(d) for d in kept["detector"].to_pylist()])
+                    rows = pa.concat_tables([kept.filter(keep).cast(fresh.schema), fresh])
+                    _check_unique("alerts", rows, ("alert_id",))
+                if rows.num_rows:
+                    write_parquet_atomic(rows.sort_by("alert_id").combine_chunks(), path)
                 else:
                     remove_atomic(path)
             refresh_catalog(self.root)

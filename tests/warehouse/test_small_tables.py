@@ -137,3 +137,22 @@ def test_batch_log_masks_passwords_and_keeps_one_row_per_batch(warehouse: Wareho
 )
 def test_sanitise_location(location: str, masked: str) -> None:
     assert sanitise_location(location) == masked
+
+
+def test_alerts_can_replace_only_one_detector_family(warehouse: Warehouse) -> None:
+    day = dt.date(2026, 1, 5)
+    scan = _alert("s1", detector="scan_permutation", window_start=dt.date(2026, 1, 3), llr=7.5)
+    warehouse.write_alerts(day, pd.DataFrame([_alert("t1"), scan]))
+    # temporal detectors re-run: their alerts go, the scan's stay
+    warehouse.write_alerts(
+        day, pd.DataFrame([_alert("t2")]), replace=lambda d: not d.startswith("scan_")
+    )
+    stored = warehouse.read_table("alerts").sort_values("alert_id")
+    assert stored["alert_id"].tolist() == ["s1", "t2"]
+    assert stored["announcement"].tolist() == ["new", "new"]
+    assert stored.loc[stored["alert_id"] == "s1", "llr"].iloc[0] == 7.5
+    # an id that would clash with a kept alert is refused
+    with pytest.raises(SchemaError, match="alert_id"):
+        warehouse.write_alerts(
+            day, pd.DataFrame([_alert("s1")]), replace=lambda d: not d.startswith("scan_")
+        )
