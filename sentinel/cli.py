@@ -278,6 +278,143 @@ def _print_methods() -> None:
 
 
 @app.command()
+def scan(
+    cases: Annotated[
+        Path | None, typer.Option("--cases", help="CSV location_id,date,count (file mode).")
+    ] = None,
+    geo: Annotated[
+        Path | None,
+        typer.Option(
+            "--geo", help="CSV location_id,x,y (km) or location_id,lat,lon [+ population]."
+        ),
+    ] = None,
+    end_date: Annotated[
+        str | None, typer.Option("--end-date", help="Analysis day: windows end on it.")
+    ] = None,
+    start_date: Annotated[
+        str | None,
+        typer.Option("--start-date", help="First day of the study period (default: first case)."),
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", help="permutation (space-time) or poisson (population).")
+    ] = "permutation",
+    max_days: Annotated[int, typer.Option("--max-days", help="Longest window in days.")] = 7,
+    max_radius_km: Annotated[
+        float | None, typer.Option("--max-radius-km", help="Largest circle radius in km.")
+    ] = None,
+    max_size_pct: Annotated[
+        float,
+        typer.Option(
+            "--max-size-pct",
+            help="Largest circle, % of all cases (permutation) or of the population (poisson).",
+        ),
+    ] = 50.0,
+    reps: Annotated[int, typer.Option("--reps", help="Monte Carlo replications.")] = 999,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the replications.")] = 0,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="CSV of clusters (file mode).")
+    ] = None,
+    day: Annotated[
+        str | None,
+        typer.Option("--date", help="Warehouse mode: scan every syndrome for this day."),
+    ] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Warehouse mode: every day from --date to this.")
+    ] = None,
+) -> None:
+    """Find space-time clusters (SaTScan's prospective scan): from CSV files, or the warehouse."""
+    if model not in ("permutation", "poisson"):
+        raise UsageError(f"--model must be permutation or poisson, got {model!r}")
+    file_mode = [o for o, v in (("--cases", cases), ("--geo", geo), ("--output", output)) if v]
+    if file_mode or end_date:
+        if day or to:
+            raise UsageError("give either --cases/--geo/--output (files) or --date (warehouse)")
+        lacking = [o for o in ("--cases", "--geo", "--output") if o not in file_mode]
+        if lacking or not end_date:
+            raise UsageError(
+                f"file mode needs {', '.join([*lacking, *([] if end_date else ['--end-date'])])}"
+            )
+        from sentinel.scanning import scan_files
+
+        assert cases and geo and output
+        clusters = scan_files(
+            cases,
+            geo,
+            output,
+            end_date=parse_date(end_date, "--end-date"),
+            start_date=parse_date(start_date, "--start-date") if start_date else None,
+            model=model,
+            max_days=max_days,
+            max_radius_km=max_radius_km,
+            max_size_pct=max_size_pct,
+            reps=reps,
+            seed=seed,
+        )
+        print(f"{len(clusters)} cluster(s) → {output}", file=sys.stderr)
+        return
+    from sentinel.cluster_scan import scan_warehouse
+    from sentinel.console import print_clusters
+
+    settings = state.settings
+    first = (
+        parse_date(day, "--date")
+        if day
+        else date.today() - timedelta(days=settings.detect.reporting_lag_days)
+    )
+    last = parse_date(to, "--to") if to else first
+    print_clusters(scan_warehouse(settings, first, last))
+
+
+geo_app = typer.Typer(
+    help="Area sets: the streets (boundaries, codes, names, population) Sentinel works in.",
+    no_args_is_help=True,
+)
+app.add_typer(geo_app, name="geo")
+
+
+@geo_app.command("load")
+def geo_load(
+    source: Annotated[
+        Path, typer.Argument(help="Boundary file: GeoJSON, GeoPackage or Shapefile.")
+    ],
+    name: Annotated[str, typer.Option("--name", help="Name to register the area set under.")],
+    code_field: Annotated[
+        str, typer.Option("--code-field", help="Field with the 12-digit street code.")
+    ],
+    name_field: Annotated[str, typer.Option("--name-field", help="Field with the Chinese name.")],
+    population_field: Annotated[
+        str, typer.Option("--population-field", help="Field with the resident population.")
+    ],
+    name_en_field: Annotated[
+        str | None, typer.Option("--name-en-field", help="Field with the English name.")
+    ] = None,
+    age_file: Annotated[
+        Path | None,
+        typer.Option("--age-file", help="CSV street_code,age_group,population (optional)."),
+    ] = None,
+) -> None:
+    """Validate a boundary file and register it as an area set (use it with area_set = NAME)."""
+    from geo.loading import register_area_set
+
+    if not source.is_file():
+        raise UsageError(f"{source} does not exist")
+    try:
+        where = register_area_set(
+            state.settings.home,
+            name,
+            source,
+            code_field=code_field,
+            name_field=name_field,
+            name_en_field=name_en_field,
+            population_field=population_field,
+            age_file=age_file,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"area set {name!r} registered in {where}", file=sys.stderr)
+
+
+@app.command()
 def evaluate(
     method: Annotated[list[str], typer.Option("--method", help="Method to backtest (repeatable).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for evaluation.csv/.md/.png.")],

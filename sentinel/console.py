@@ -14,6 +14,7 @@ from rich.table import Table
 from sentinel.simulator.records import DayBatch
 
 if TYPE_CHECKING:
+    from sentinel.cluster_scan import ScanSummary
     from sentinel.detecting import DetectionSummary
 from sentinel.simulator.run import SimulationOptions, SimulationSummary, check_options, simulate
 
@@ -114,3 +115,28 @@ def print_alerts(summary: DetectionSummary, limit: int = 30) -> None:
     console.print(table)
     if len(alerts) > limit:
         console.print(f'… and {len(alerts) - limit:,} more: sentinel sql "SELECT * FROM alerts"')
+
+
+def print_clusters(summary: ScanSummary, limit: int = 20) -> None:
+    """Summarise a warehouse scan: scans run, clusters found, alerts with their announcement."""
+    days = summary.days
+    span = str(days[0]) if len(days) == 1 else f"{days[0]} … {days[-1]}"
+    console.print(
+        f"Space-time scan for {span}: {summary.scans:,} scans ({len(summary.syndromes)} "
+        f"syndromes), {len(summary.clusters):,} clusters, [bold]{len(summary.alerts):,}[/] "
+        "alert(s) at the recurrence threshold."
+    )
+    alerts = summary.alerts
+    if alerts.empty:
+        return
+    table = Table(title="Space-time clusters (alerts)")
+    for col in ("date", "syndrome", "streets", "window", "obs", "exp", "RI days", "state"):
+        table.add_column(col, justify="right" if col in ("obs", "exp", "RI days") else "left")
+    shown = alerts.sort_values(["date", "recurrence_interval_days"], ascending=[True, False])
+    for r in shown.head(limit).to_dict("records"):
+        table.add_row(
+            str(r["date"]), str(r["syndrome"])[:12], str(len(r["street_codes"])),
+            f"{str(r['window_start'])[5:]}→{str(r['date'])[5:]}", f"{r['observed']:g}",
+            f"{r['expected']:.1f}", f"{r['recurrence_interval_days']:,.0f}", str(r["announcement"]),
+        )  # fmt: skip
+    console.print(table)

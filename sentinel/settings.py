@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sentinel.detect_settings import DetectSettings, parse_detect_settings
 from sentinel.errors import UsageError
+from sentinel.scan_settings import ScanSettings, parse_scan_settings
 
 DEFAULT_HOME = Path(".sentinel")
 SETTINGS_FILE = "sentinel.toml"
@@ -44,6 +45,8 @@ class Settings:
     """The ``[his]`` section: table and column names of a HIS database (see extract.his)."""
     detect: DetectSettings = field(default_factory=DetectSettings)
     """The ``[detect]`` section: methods per syndrome for warehouse mode."""
+    scan: ScanSettings = field(default_factory=ScanSettings)
+    """The ``[scan]`` section: the nightly space-time scan."""
 
     @property
     def warehouse_dir(self) -> Path:
@@ -83,11 +86,11 @@ def load_settings(home: Path | None = None, environ: dict[str, str] | None = Non
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read settings file {file}: {exc}") from exc
-        known = {"area_set", "timezone", "his", "detect"}
+        known = {"area_set", "timezone", "his", "detect", "scan"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"unknown setting(s) in {file}: {', '.join(unknown)}")
-        values.update({k: str(v) for k, v in data.items() if k not in ("his", "detect")})
+        values.update({k: str(v) for k, v in data.items() if k not in ("his", "detect", "scan")})
         if "his" in data:
             if not isinstance(data["his"], dict):
                 raise UsageError(f"[his] in {file} must be a table")
@@ -96,6 +99,10 @@ def load_settings(home: Path | None = None, environ: dict[str, str] | None = Non
             if not isinstance(data["detect"], dict):
                 raise UsageError(f"[detect] in {file} must be a table")
             values["detect"] = parse_detect_settings(data["detect"], str(file))
+        if "scan" in data:
+            if not isinstance(data["scan"], dict):
+                raise UsageError(f"[scan] in {file} must be a table")
+            values["scan"] = parse_scan_settings(data["scan"], str(file))
     if env.get("SENTINEL_AREA_SET"):
         values["area_set"] = env["SENTINEL_AREA_SET"]
     return Settings(
