@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # constraints.txt is the resolved lock: every install gets the same versions.
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt scripts/system-packages
+	scripts/system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
