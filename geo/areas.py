@@ -4,10 +4,13 @@ An :class:`AreaSet` is the one geography the pipeline works in: residence codes 
 its streets, counts are aggregated by its streets and age groups, and the spatial methods
 use its adjacency and projected centroids. The shipped set ``changning`` lives under
 ``geo/data/changning/``; its polygons and populations are APPROXIMATE (see the README).
+Other sets are registered from boundary files under ``$SENTINEL_HOME/geo/<name>/`` in the
+same layout (:mod:`geo.loading`) and load with ``load_area_set(name, home)``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -29,22 +32,53 @@ from geo.tables import (
 __all__ = [
     "AGE_GROUPS",
     "METRIC_CRS",
+    "REGISTERED_DIR",
     "AreaSet",
     "age_group_of",
     "build_city_area_set",
     "load_area_set",
+    "utm_crs",
 ]
 
 GEOGRAPHIC_CRS = "EPSG:4326"
 METRIC_CRS = "EPSG:32651"
-"""UTM zone 51N: metres, good for Shanghai."""
+"""UTM zone 51N: metres, good for Shanghai (the metric CRS :func:`utm_crs` picks there)."""
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
+REGISTERED_DIR = "geo"
+"""Folder under the Sentinel home holding registered area sets, one folder per name."""
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+"""Area-set names are folder names: letters, digits, ``_`` and ``-``."""
 ADJACENCY_TOLERANCE_DEG = 1e-5
 """Gap (about 1 m) under which two streets still count as touching."""
 
 _AGE_EDGES = np.array([5.0, 15.0, 25.0, 60.0])
 _MAX_SAMPLING_ROUNDS = 200
+
+
+def utm_crs(lon: float, lat: float) -> str:
+    """The WGS84 UTM zone CRS containing a point, as ``EPSG:326zz`` (north) or ``327zz``.
+
+    Parameters
+    ----------
+    lon, lat : float
+        WGS84 longitude and latitude in degrees.
+
+    Returns
+    -------
+    str
+        ``EPSG:32651`` for Shanghai (121.4° E, 31.2° N).
+
+    Notes
+    -----
+    zone = floor((lon + 180) / 6) mod 60 + 1; the Norwegian and Svalbard exceptions are
+    ignored. Inside its zone UTM's scale factor lies between 0.9996 (central meridian) and
+    about 1.0010 (zone edge at the equator), so distances within a city are good to 0.1 %.
+    """
+    if not (np.isfinite(lon) and np.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+        raise ValueError(f"not a longitude/latitude: ({lon}, {lat})")
+    zone = int((lon + 180.0) // 6.0) % 60 + 1
+    return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
 
 
 def age_group_of(age_years: ArrayLike) -> NDArray[np.str_]:
@@ -130,8 +164,14 @@ class AreaSet:
         return {c: tuple(sorted(n)) for c, n in neighbours.items()}
 
     @cached_property
+    def metric_crs(self) -> str:
+        """UTM zone of the streets' area-weighted centroid (EPSG:32651 for Shanghai)."""
+        centre = shapely.centroid(shapely.GeometryCollection(list(self._geoms)))
+        return utm_crs(centre.x, centre.y)
+
+    @cached_property
     def _projected(self) -> gpd.GeoDataFrame:
-        return self.streets.to_crs(METRIC_CRS)
+        return self.streets.to_crs(self.metric_crs)
 
     def adjacency(self) -> dict[str, list[str]]:
         """Queen contiguity: streets whose polygons share at least one boundary point.
@@ -146,11 +186,15 @@ class AreaSet:
         return {c: list(n) for c, n in self._adjacency.items()}
 
     def projected(self) -> gpd.GeoDataFrame:
-        """Return the streets in :data:`METRIC_CRS` (UTM 51N, metres); a fresh copy."""
+        """Return the streets in :attr:`metric_crs` (metres); a fresh copy.
+
+        For Shanghai's sets that is :data:`METRIC_CRS` (UTM 51N); a set registered for
+        another place is projected to the UTM zone of its centroid (:func:`utm_crs`).
+        """
         return self._projected.copy()
 
     def centroids_km(self) -> pd.DataFrame:
-        """Street centroids in UTM 51N kilometres.
+        """Street centroids in :attr:`metric_crs` kilometres (UTM 51N for Shanghai).
 
         Returns
         -------
@@ -265,14 +309,18 @@ def _read_csv(path: Path, **kwargs: object) -> pd.DataFrame:
         raise ValueError(f"{path}: cannot be read as the expected table ({exc})") from exc
 
 
-def load_area_set(name: str = "changning") -> AreaSet:
-    """Load and validate a shipped area set from ``geo/data/<name>/``.
+def load_area_set(name: str = "changning", home: Path | None = None) -> AreaSet:
+    """Load and validate a shipped or registered area set.
 
     Parameters
     ----------
     name : str
-        Folder under ``geo/data`` holding ``streets.geojson``, ``population.csv``,
-        ``facilities.csv`` and ``gazetteer.csv``.
+        A folder under ``geo/data`` (shipped sets, looked up first) or, when ``home`` is
+        given, under ``home / "geo"`` (sets registered with
+        :func:`geo.loading.register_area_set`). Either holds ``streets.geojson``,
+        ``population.csv``, ``facilities.csv`` and ``gazetteer.csv``.
+    home : Path, optional
+        The Sentinel home folder (``$SENTINEL_HOME``); without it only shipped sets load.
 
     Returns
     -------
@@ -284,10 +332,20 @@ def load_area_set(name: str = "changning") -> AreaSet:
         If the set does not exist, or a file is missing or fails validation; the message
         names the file and the problem.
     """
-    folder = DATA_DIR / name
-    if not folder.is_dir():
-        shipped = sorted(p.name for p in DATA_DIR.iterdir() if p.is_dir())
-        raise ValueError(f"unknown area set {name!r}; shipped: {', '.join(shipped)}")
+    valid = NAME_PATTERN.fullmatch(name) is not None  # never a path out of the folders
+    registry = None if home is None else Path(home) / REGISTERED_DIR
+    for folder in (DATA_DIR / name, registry / name if registry else None):
+        if valid and folder is not None and folder.is_dir():
+            return _load_folder(name, folder)
+    shipped = sorted(p.name for p in DATA_DIR.iterdir() if p.is_dir())
+    problem = f"unknown area set {name!r}; shipped: {', '.join(shipped)}"
+    if registry is not None:
+        found = sorted(p.name for p in registry.glob("*") if p.is_dir() and NAME_PATTERN.fullmatch(p.name))  # fmt: skip
+        problem += f"; registered in {registry}: {', '.join(found) or 'none'}"
+    raise ValueError(problem)
+
+
+def _load_folder(name: str, folder: Path) -> AreaSet:
     streets = _read_streets(folder / "streets.geojson")
     code = {"street_code": "str"}
     population = _read_csv(folder / "population.csv", dtype={**code, "age_group": "str"})

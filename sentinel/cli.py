@@ -392,6 +392,15 @@ def geo_load(
         Path | None,
         typer.Option("--age-file", help="CSV street_code,age_group,population (optional)."),
     ] = None,
+    layer: Annotated[
+        str | None, typer.Option("--layer", help="Layer of a GeoPackage with several.")
+    ] = None,
+    make_valid: Annotated[
+        bool, typer.Option("--make-valid", help="Repair invalid polygons instead of refusing.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an area set registered under NAME.")
+    ] = False,
 ) -> None:
     """Validate a boundary file and register it as an area set (use it with area_set = NAME)."""
     from geo.loading import register_area_set
@@ -408,10 +417,17 @@ def geo_load(
             name_en_field=name_en_field,
             population_field=population_field,
             age_file=age_file,
+            layer=layer,
+            make_valid=make_valid,
+            overwrite=force,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    print(f"area set {name!r} registered in {where}", file=sys.stderr)
+    print(
+        f"area set {name!r} registered in {where}; use it with area_set = {name!r} in "
+        f"{state.settings.home / 'sentinel.toml'}",
+        file=sys.stderr,
+    )
 
 
 @app.command()

@@ -72,7 +72,7 @@ def ingest_source(
             result = ingest_raw_visits(
                 extracted.visits,
                 warehouse=Warehouse(settings.warehouse_dir),
-                area=load_area_set(settings.area_set),
+                area=load_area_set(settings.area_set, home=settings.home),
                 key=settings.hmac_key.encode(),
                 source=kind,
                 location=safe,
@@ -122,7 +122,7 @@ def listen_mllp(
         raise UsageError(f"--listen-mllp must look like HOST:PORT, got {address!r}")
     configure_logging(settings.logs_dir)
     key = settings.hmac_key.encode()
-    area = load_area_set(settings.area_set)
+    area = load_area_set(settings.area_set, home=settings.home)
     warehouse = Warehouse(settings.warehouse_dir)
     buffer: list[dict[str, object]] = []
     lock = threading.Lock()
