@@ -34,6 +34,7 @@ from warehouse.files import (
 from warehouse.frames import date_of, frame_to_arrow
 from warehouse.lock import writer_lock
 from warehouse.schema import TABLES, arrow_schema, file_schema
+from warehouse.upgrade import upgrade_files
 from warehouse.upsert import plan_upsert
 
 __all__ = ["UpsertResult", "Warehouse", "sanitise_location"]
@@ -141,7 +142,9 @@ class Warehouse:
         self.root = Path(root).resolve()
         self.lock_timeout = lock_timeout
         self.root.mkdir(parents=True, exist_ok=True)
-        self.refresh_catalog()
+        with writer_lock(self.root, timeout=self.lock_timeout):
+            upgrade_files(self.root)  # files of an earlier schema get the new columns
+            refresh_catalog(self.root)
 
     def __repr__(self) -> str:
         return f"Warehouse({str(self.root)!r})"

@@ -156,3 +156,24 @@ def test_alerts_can_replace_only_one_detector_family(warehouse: Warehouse) -> No
         warehouse.write_alerts(
             day, pd.DataFrame([_alert("s1")]), replace=lambda d: not d.startswith("scan_")
         )
+
+
+def test_files_of_an_earlier_schema_are_upgraded_on_opening(warehouse: Warehouse) -> None:
+    import pyarrow.parquet as pq
+
+    from warehouse.files import partition_path
+
+    day = dt.date(2026, 1, 5)
+    warehouse.write_alerts(day, pd.DataFrame([_alert("a1")]))
+    path = partition_path(warehouse.root, "alerts", day)
+    old = pq.read_table(path).drop_columns(["announcement", "llr", "window_start"])
+    pq.write_table(old, path)  # as an earlier release wrote it
+    (warehouse.root / ".schema.json").unlink()
+    reopened = Warehouse(warehouse.root)
+    got = run_query(reopened.root, "SELECT alert_id, announcement, llr, window_start FROM alerts")
+    assert got["alert_id"].tolist() == ["a1"] and got["announcement"].tolist() == ["new"]
+    assert got["llr"].isna().all() and got["window_start"].isna().all()
+    # opening again does nothing (fingerprint kept)
+    before = path.stat().st_mtime_ns
+    Warehouse(warehouse.root)
+    assert path.stat().st_mtime_ns == before
