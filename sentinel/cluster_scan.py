@@ -65,7 +65,7 @@ def scan_warehouse(
             f"no syndrome_daily data on or before {last_day} in {settings.warehouse_dir}; "
             "load visits first (sentinel ingest or sentinel demo)"
         )
-    area = load_area_set(settings.area_set)
+    area = load_area_set(settings.area_set, home=settings.home)
     start = first_day - dt.timedelta(days=cfg.study_days - 1)
     daily = wh.read_dates("syndrome_daily", start, last_day).to_pandas()
     syndromes = sorted(set(daily["syndrome"])) if not cfg.syndromes else list(cfg.syndromes)
@@ -126,19 +126,19 @@ def run_scan(
 
     result = scan_space_time(
         counts.astype(np.int64),
-        geo[["x", "y"]].to_numpy(),
+        rng=rng,
+        xy_km=geo[["x", "y"]].to_numpy(),
         model=cfg.model,
         population=geo["population"].to_numpy(float) if cfg.model == "poisson" else None,
         max_days=cfg.max_days,
         max_radius_km=cfg.max_radius_km,
         max_size_pct=cfg.max_size_pct,
         reps=cfg.reps,
-        rng=rng,
     )
     return [
         {
             "locations": list(c.locations),
-            "start": int(c.start),
+            "start": int(c.start_day),
             "observed": float(c.observed),
             "expected": float(c.expected),
             "relative_risk": float(c.relative_risk),
