@@ -229,11 +229,52 @@ def _detect_year(settings: Settings, sources: Path, dates: list[dt.date]) -> Non
         f"{len(score.outbreaks)}.",
         soft_wrap=True,
     )
+    _map_top_cluster(settings, scanned.alerts)
     log_event(
         log, "demo_detected", flagged=score.detected, outbreaks=len(score.outbreaks),
         alerts=len(summary.alerts), false_alerts=score.false_alerts,
         scan_flagged=scan_score.detected, scan_alerts=len(scanned.alerts), either=either,
     )  # fmt: skip
+
+
+def _map_top_cluster(settings: Settings, alerts: pd.DataFrame) -> None:
+    """Map the scan's strongest new cluster of the year (PNG and SVG, offline)."""
+    from geo.areas import load_area_set
+    from geo.maps import render_cluster_map
+
+    if alerts.empty:
+        return
+    top = alerts.sort_values(["llr", "date"], ascending=[False, True]).iloc[0]
+    area = load_area_set(settings.area_set, home=settings.home)
+    first, last = pd.Timestamp(top["window_start"]).date(), pd.Timestamp(top["date"]).date()
+    syndrome = str(top["syndrome"])
+    rates = _rates_per_10k(settings, syndrome, first, last, area)
+    paths = render_cluster_map(
+        area,
+        highlight=list(top["street_codes"]),
+        values=rates,
+        values_label=f"{syndrome} visits per 10,000 residents, {first} … {last}",
+        title=f"{syndrome} cluster {first} → {last}: "
+        f"{top['observed']:.0f} observed, {top['expected']:.1f} expected",
+        path=settings.home / "demo" / "maps" / "top_cluster",
+    )
+    console.print(f"Map of the strongest cluster: {', '.join(str(p) for p in paths)}")
+
+
+def _rates_per_10k(
+    settings: Settings, syndrome: str, first: dt.date, last: dt.date, area: AreaSet
+) -> dict[str, float]:
+    from warehouse.catalog import run_query
+
+    counts = run_query(
+        settings.warehouse_dir,
+        f"SELECT street_code, sum(count) AS n FROM syndrome_daily WHERE syndrome = '{syndrome}' "
+        f"AND date BETWEEN DATE '{first}' AND DATE '{last}' GROUP BY street_code",
+    )
+    population = area.streets.set_index(area.streets["street_code"].astype(str))["population"]
+    counted = counts.set_index(counts["street_code"].astype(str))["n"].astype(float)
+    rates = 1e4 * counted.reindex(population.index, fill_value=0.0) / population.astype(float)
+    return {str(k): float(v) for k, v in rates.items()}
 
 
 def _alert_columns(alerts: pd.DataFrame) -> pd.DataFrame:
