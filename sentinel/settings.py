@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from reports.notify import NotifySettings, parse_notify_settings
 from sentinel.detect_settings import DetectSettings, parse_detect_settings
 from sentinel.errors import UsageError
 from sentinel.scan_settings import ScanSettings, parse_scan_settings
@@ -47,6 +48,8 @@ class Settings:
     """The ``[detect]`` section: methods per syndrome for warehouse mode."""
     scan: ScanSettings = field(default_factory=ScanSettings)
     """The ``[scan]`` section: the nightly space-time scan."""
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    """The ``[notify]`` section: bulletin e-mail and webhook (secrets from the environment)."""
 
     @property
     def warehouse_dir(self) -> Path:
@@ -86,11 +89,12 @@ def load_settings(home: Path | None = None, environ: dict[str, str] | None = Non
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read settings file {file}: {exc}") from exc
-        known = {"area_set", "timezone", "his", "detect", "scan"}
+        known = {"area_set", "timezone", "his", "detect", "scan", "notify"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"unknown setting(s) in {file}: {', '.join(unknown)}")
-        values.update({k: str(v) for k, v in data.items() if k not in ("his", "detect", "scan")})
+        tables = ("his", "detect", "scan", "notify")
+        values.update({k: str(v) for k, v in data.items() if k not in tables})
         if "his" in data:
             if not isinstance(data["his"], dict):
                 raise UsageError(f"[his] in {file} must be a table")
@@ -103,8 +107,14 @@ def load_settings(home: Path | None = None, environ: dict[str, str] | None = Non
             if not isinstance(data["scan"], dict):
                 raise UsageError(f"[scan] in {file} must be a table")
             values["scan"] = parse_scan_settings(data["scan"], str(file))
+        notify = data.get("notify", {})
+        if not isinstance(notify, dict):
+            raise UsageError(f"[notify] in {file} must be a table")
+        values["notify"] = parse_notify_settings(notify, str(file), env)
     if env.get("SENTINEL_AREA_SET"):
         values["area_set"] = env["SENTINEL_AREA_SET"]
+    if "notify" not in values:
+        values["notify"] = parse_notify_settings({}, "the environment", env)
     return Settings(
         home=resolved_home,
         hmac_key=env.get("SENTINEL_HMAC_KEY") or None,

@@ -326,6 +326,43 @@ _ALERTS = Table(
     ),
 )
 
+_REVIEW_STATUSES = ("new", "investigating", "closed")
+_OUTCOMES = ("true_outbreak", "false_alarm", "undetermined")
+
+_ALERT_REVIEWS = Table(
+    name="alert_reviews",
+    description=(
+        "Review history of alerts, append-only: one row per change of status, outcome, "
+        "assignee or note. Kept apart from `alerts`, which detector re-runs rewrite. The "
+        "current review of a group of continuing alerts is its latest row (by "
+        "`updated_at`) over all alerts of the group. Notes are free text written by CDC "
+        "staff and must not hold patient identifiers."
+    ),
+    key=("alert_id", "updated_at"),
+    partition_by=None,
+    columns=(
+        _c("alert_id", _STR, "Alert reviewed (see `alerts`)."),
+        _c(
+            "status",
+            _STR,
+            "Review status after this change: new, investigating or closed.",
+            values=_REVIEW_STATUSES,
+        ),
+        _c(
+            "outcome",
+            _STR,
+            "Outcome of a closed review: true_outbreak, false_alarm or undetermined; null "
+            "while not closed.",
+            nullable=True,
+            values=_OUTCOMES,
+        ),
+        _c("assignee", _STR, "Staff member in charge after this change.", nullable=True),
+        _c("note", _STR, "Note added with this change.", nullable=True),
+        _c("updated_by", _STR, "Staff member (user name) who made the change.", nullable=True),
+        _c("updated_at", _TS, "When the change was made (local time)."),
+    ),
+)
+
 _STREETS = Table(
     name="streets",
     description="Streets (sub-districts and towns) of the area under surveillance.",
@@ -409,6 +446,7 @@ TABLES: dict[str, Table] = {
         _SYNDROME_DAILY,
         _SYNDROME_AGE_DAILY,
         _ALERTS,
+        _ALERT_REVIEWS,
         _STREETS,
         _FACILITIES,
         _QUARANTINE,

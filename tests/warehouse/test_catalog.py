@@ -33,6 +33,7 @@ def loaded(warehouse: Warehouse, visit_row: Any, visits_frame: Any) -> Warehouse
 def test_a_fresh_warehouse_answers_queries(warehouse: Warehouse) -> None:
     assert run_query(warehouse.root, "select count(*) as n from visits")["n"].tolist() == [0]
     assert sorted(run_query(warehouse.root, "SHOW TABLES")["name"]) == [
+        "alert_reviews",
         "alerts",
         "batches",
         "facilities",

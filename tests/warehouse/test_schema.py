@@ -13,6 +13,7 @@ import pytest
 
 from warehouse.catalog import run_query
 from warehouse.frames import frame_to_arrow
+from warehouse.reviews import append_review
 from warehouse.schema import TABLES, arrow_schema, duckdb_type, file_schema, render_markdown
 from warehouse.store import Warehouse
 
@@ -80,6 +81,7 @@ def test_views_have_the_schema_types_empty_and_filled(tmp_path: Path) -> None:
         "b1", pd.DataFrame([_sample_row("quarantine")]).drop(columns="batch_id")
     )
     warehouse.record_batch(_sample_row("batches") | {"batch_id": "b1"})
+    append_review(warehouse.root, _sample_row("alert_reviews"))
     for name in TABLES:
         assert _describe(warehouse, name) == expected[name]
         assert run_query(warehouse.root, f"SELECT count(*) AS n FROM {name}")["n"][0] == 1
