@@ -365,6 +365,127 @@ def scan(
     print_clusters(scan_warehouse(settings, first, last))
 
 
+@app.command()
+def report(
+    day: Annotated[
+        str | None,
+        typer.Option(
+            "--date", help="Day of the bulletin (default: today minus the reporting lag)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder (default: $SENTINEL_HOME/reports/DAY).")
+    ] = None,
+) -> None:
+    """Render the daily alert bulletin (HTML and PDF, Chinese with English) for CDC staff."""
+    from reports.bulletin import render_bulletin
+
+    settings = state.settings
+    when = (
+        parse_date(day, "--date")
+        if day
+        else date.today() - timedelta(days=settings.detect.reporting_lag_days)
+    )
+    paths = render_bulletin(settings, when, out)
+    print(f"bulletin for {when}: {paths.html} and {paths.pdf}", file=sys.stderr)
+
+
+@app.command()
+def stats(
+    period: Annotated[str, typer.Option("--period", help="week or month.")] = "week",
+    end: Annotated[
+        str | None, typer.Option("--end", help="Last day of the period (default: yesterday).")
+    ] = None,
+    audience: Annotated[
+        str,
+        typer.Option(
+            "--audience", help="public (counts below 5 suppressed) or internal (exact counts)."
+        ),
+    ] = "public",
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder.")] = None,
+) -> None:
+    """Leaders' statistics: HTML/PDF brief and Excel/CSV tables for a week or month."""
+    from reports.stats import render_stats
+
+    if period not in ("week", "month"):
+        raise UsageError(f"--period must be week or month, got {period!r}")
+    if audience not in ("public", "internal"):
+        raise UsageError(f"--audience must be public or internal, got {audience!r}")
+    last = parse_date(end, "--end") if end else date.today() - timedelta(days=1)
+    paths = render_stats(
+        state.settings,
+        period=period,  # type: ignore[arg-type]
+        end=last,
+        audience=audience,  # type: ignore[arg-type]
+        out_dir=out,
+    )
+    print(f"{period} statistics to {last} ({audience}): {paths.html}", file=sys.stderr)
+
+
+alerts_app = typer.Typer(help="Review alerts: list, show, update (new → investigating → closed).")
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    since: Annotated[str | None, typer.Option("--since", help="First day, YYYY-MM-DD.")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Last day, YYYY-MM-DD.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="new, investigating or closed.")
+    ] = None,
+    syndrome: Annotated[str | None, typer.Option("--syndrome", help="Only this syndrome.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """List alerts with their review status; continuing alerts are grouped."""
+    from reports.lifecycle import list_alerts
+    from sentinel.console import print_frame
+
+    if fmt not in ("table", "csv", "json"):
+        raise UsageError(f"--format must be table, csv or json, got {fmt!r}")
+    frame = list_alerts(
+        state.settings,
+        since=parse_date(since, "--since") if since else None,
+        until=parse_date(until, "--until") if until else None,
+        status=status,
+        syndrome=syndrome,
+    )
+    print_frame(frame, fmt)  # type: ignore[arg-type]
+
+
+@alerts_app.command("show")
+def alerts_show(alert_id: Annotated[str, typer.Argument(help="Alert id.")]) -> None:
+    """Show one alert, its group and its review history."""
+    import json
+
+    from reports.lifecycle import show_alert
+
+    print(
+        json.dumps(show_alert(state.settings, alert_id), ensure_ascii=False, indent=2, default=str)
+    )
+
+
+@alerts_app.command("update")
+def alerts_update(
+    alert_id: Annotated[str, typer.Argument(help="Alert id.")],
+    status: Annotated[str | None, typer.Option("--status", help="investigating or closed.")] = None,
+    outcome: Annotated[
+        str | None,
+        typer.Option("--outcome", help="true_outbreak, false_alarm or undetermined (to close)."),
+    ] = None,
+    assignee: Annotated[str | None, typer.Option("--assignee", help="Who investigates.")] = None,
+    note: Annotated[str | None, typer.Option("--note", help="A note for the record.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Who makes the change.")] = None,
+) -> None:
+    """Move an alert along new → investigating → closed, with assignee, outcome and notes."""
+    from reports.lifecycle import update_alert
+
+    update_alert(
+        state.settings, alert_id, status=status, outcome=outcome, assignee=assignee, note=note,
+        user=user,
+    )  # fmt: skip
+    print(f"alert {alert_id} updated", file=sys.stderr)
+
+
 geo_app = typer.Typer(
     help="Area sets: the streets (boundaries, codes, names, population) Sentinel works in.",
     no_args_is_help=True,

@@ -1,0 +1,65 @@
+"""`sentinel report` and `sentinel alerts …` from the command line, on the reports fixture."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sentinel.cli import main
+
+
+@pytest.fixture
+def home(bulletin_warehouse: Any, tmp_path: Path) -> Path:
+    copy = tmp_path / "home"
+    shutil.copytree(bulletin_warehouse.settings.home, copy)
+    # the catalog holds absolute paths: refresh it for the copy
+    from warehouse.store import Warehouse
+
+    (copy / "warehouse" / ".catalog.json").unlink(missing_ok=True)
+    Warehouse(copy / "warehouse")
+    return copy
+
+
+def test_report_command(
+    home: Path, bulletin_warehouse: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = home / "out"
+    day = bulletin_warehouse.day.isoformat()
+    assert main(["--home", str(home), "report", "--date", day, "--out", str(out)]) == 0
+    assert (out / "bulletin.html").is_file() and (out / "bulletin.pdf").is_file()
+    assert "bulletin for" in capsys.readouterr().err
+
+
+def test_alerts_list_show_update(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--home", str(home), "alerts", "list", "--format", "json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert rows
+    first = rows[0]["alert_id"]
+    assert main(["--home", str(home), "alerts", "update", first, "--status", "investigating",
+                 "--assignee", "张三"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["--home", str(home), "alerts", "show", first]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert "张三" in json.dumps(shown, ensure_ascii=False)
+    # closing without an outcome is refused with one line
+    assert main(["--home", str(home), "alerts", "update", first, "--status", "closed"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sentinel: error:") and len(err.splitlines()) == 1
+    assert main(["--home", str(home), "alerts", "show", "no-such-alert"]) == 2
+
+
+def test_stats_command(
+    home: Path, bulletin_warehouse: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = home / "stats"
+    end = bulletin_warehouse.day.isoformat()
+    args = ["--home", str(home), "stats", "--period", "week", "--end", end, "--out", str(out)]
+    assert main(args) == 0
+    assert "statistics" in capsys.readouterr().err
+    assert any(out.glob("*.xlsx")) and any(out.glob("*.html"))
+    assert main([*args[:-2], "--period", "year"]) == 2
+    assert "--period" in capsys.readouterr().err
