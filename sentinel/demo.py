@@ -93,8 +93,10 @@ def run_demo(settings: Settings, days: int = 365, seed: int = 0) -> None:
     console.print(f"Visits with unresolved residence: {int(unresolved['n'].iloc[0]):,}")
     _print_syndromes(settings)
     console.rule("[bold]4 · Detect unusual counts, every day of the year")
-    _detect_year(settings, sources, wh.partition_dates("syndrome_daily"))
-    _print_places(settings, sources)
+    loaded = wh.partition_dates("syndrome_daily")
+    _detect_year(settings, sources, loaded)
+    bulletin = _render_bulletin(settings, loaded)
+    _print_places(settings, sources, bulletin)
     log_event(log, "demo_finished", visits=result.loaded, warehouse=settings.warehouse_dir)
 
 
@@ -299,7 +301,22 @@ def _cells_per_day(settings: Settings) -> int:
     return int(n["n"].iloc[0])
 
 
-def _print_places(settings: Settings, sources: Path) -> None:
+def _render_bulletin(settings: Settings, dates: list[dt.date]) -> Path | None:
+    """The CDC's bulletin for the last simulated day (HTML and PDF)."""
+    from reports.bulletin import render_bulletin
+
+    if len(dates) < 15:
+        return None
+    console.rule("[bold]5 · The CDC's daily bulletin")
+    with progress_bar() as bar:
+        task = bar.add_task("Rendering the bulletin", total=1, note=str(max(dates)))
+        paths = render_bulletin(settings, max(dates))
+        bar.update(task, advance=1)
+    console.print(f"Bulletin for {max(dates)}: {paths.html} (and PDF: {paths.pdf})")
+    return paths.html
+
+
+def _print_places(settings: Settings, sources: Path, bulletin: Path | None = None) -> None:
     console.rule("[bold]Where things are")
     rows = [
         ("Simulated HIS database (SQLite)", sources / "his.sqlite"),
@@ -307,6 +324,7 @@ def _print_places(settings: Settings, sources: Path) -> None:
         ("Warehouse (Parquet, hive partitions)", settings.warehouse_dir),
         ("DuckDB catalog", settings.warehouse_dir / "sentinel.duckdb"),
         ("Logs", settings.logs_dir / "sentinel.log"),
+        *([("Daily bulletin (HTML, PDF)", bulletin.parent)] if bulletin else []),
     ]
     for label, path in rows:
         console.print(f"  {label}: {path}")

@@ -16,6 +16,8 @@ def test_demo_then_sql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "Where things are" in out and str(home / "warehouse") in out
     assert "Detection for 2025-01-15 … 2025-01-21" in out and "injected outbreaks" in out
+    assert "Space-time scan for" in out and "Bulletin for 2025-01-21" in out
+    assert (home / "reports" / "2025-01-21" / "bulletin.pdf").is_file()
     assert (
         main(
             [
