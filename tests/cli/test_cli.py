@@ -10,7 +10,20 @@ import pytest
 
 from sentinel.cli import main
 
-COMMANDS = ["simulate", "demo", "ingest", "classify", "detect", "evaluate", "scan", "report", "stats", "alerts", "geo", "sql"]
+COMMANDS = [
+    "simulate",
+    "demo",
+    "ingest",
+    "classify",
+    "detect",
+    "evaluate",
+    "scan",
+    "report",
+    "stats",
+    "alerts",
+    "geo",
+    "sql",
+]
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
