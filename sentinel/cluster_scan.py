@@ -25,10 +25,10 @@ import pandas as pd
 
 from geo.areas import AreaSet, load_area_set
 from sentinel.detecting import SCAN_PREFIX, alert_id
-from sentinel.errors import UsageError
 from sentinel.logs import log_event
 from sentinel.scan_settings import ScanSettings
 from sentinel.settings import Settings
+from sentinel.timeseries import open_analysis
 from warehouse.store import Warehouse
 
 log = logging.getLogger("sentinel.scan")
@@ -54,17 +54,8 @@ def scan_warehouse(
     now: dt.datetime | None = None,
 ) -> ScanSummary:
     """Scan each syndrome for each day of ``first_day … last_day`` and store the alerts."""
-    last_day = last_day or first_day
-    if last_day < first_day:
-        raise UsageError(f"--to {last_day} is before --date {first_day}")
+    wh, last_day = open_analysis(settings.warehouse_dir, first_day, last_day)
     cfg = settings.scan
-    wh = Warehouse(settings.warehouse_dir)
-    loaded = [d for d in wh.partition_dates("syndrome_daily") if d <= last_day]
-    if not loaded:
-        raise UsageError(
-            f"no syndrome_daily data on or before {last_day} in {settings.warehouse_dir}; "
-            "load visits first (sentinel ingest or sentinel demo)"
-        )
     area = load_area_set(settings.area_set, home=settings.home)
     start = first_day - dt.timedelta(days=cfg.study_days - 1)
     daily = wh.read_dates("syndrome_daily", start, last_day).to_pandas()

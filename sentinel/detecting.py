@@ -29,7 +29,7 @@ from sentinel.detect_settings import DetectorChoice, DetectSettings
 from sentinel.errors import UsageError
 from sentinel.logs import log_event
 from sentinel.settings import Settings
-from sentinel.timeseries import SeriesTable, load_series
+from sentinel.timeseries import SeriesTable, load_series, open_analysis
 
 log = logging.getLogger("sentinel.detect")
 
@@ -184,19 +184,9 @@ def detect_warehouse(
     the same alerts as one run per day). Each day's alerts replace that day's earlier ones;
     an alert found again keeps its ``created_at`` and ``status``.
     """
-    from warehouse.store import Warehouse
 
-    last_day = last_day or first_day
-    if last_day < first_day:
-        raise UsageError(f"--to {last_day} is before --date {first_day}")
+    wh, last_day = open_analysis(settings.warehouse_dir, first_day, last_day)
     cfg = settings.detect
-    wh = Warehouse(settings.warehouse_dir)
-    known = [d for d in wh.partition_dates("syndrome_daily") if d <= last_day]
-    if not known:
-        raise UsageError(
-            f"no syndrome_daily data on or before {last_day} in {settings.warehouse_dir}; "
-            "load visits first (sentinel ingest or sentinel demo)"
-        )
     table = load_series(
         wh,
         first_day - dt.timedelta(days=cfg.history_days),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from sentinel.errors import UsageError
 from warehouse.store import Warehouse
 
 
@@ -38,6 +40,28 @@ class SeriesTable:
     @property
     def n_days(self) -> int:
         return int(self.counts.shape[1])
+
+
+def open_analysis(
+    warehouse_dir: Path, first_day: dt.date, last_day: dt.date | None
+) -> tuple[Warehouse, dt.date]:
+    """Open the warehouse for analysing ``first_day … last_day`` (default: one day).
+
+    Raises
+    ------
+    UsageError
+        The range is backwards, or no daily counts were loaded up to its last day.
+    """
+    last = last_day or first_day
+    if last < first_day:
+        raise UsageError(f"--to {last} is before --date {first_day}")
+    wh = Warehouse(warehouse_dir)
+    if not any(d <= last for d in wh.partition_dates("syndrome_daily")):
+        raise UsageError(
+            f"no syndrome_daily data on or before {last} in {warehouse_dir}; "
+            "load visits first (sentinel ingest or sentinel demo)"
+        )
+    return wh, last
 
 
 def load_series(
