@@ -376,6 +376,12 @@ def report(
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder (default: $SENTINEL_HOME/reports/DAY).")
     ] = None,
+    email: Annotated[
+        bool, typer.Option("--email", help="E-mail it (PDF attached) to the [notify] recipients.")
+    ] = False,
+    webhook: Annotated[
+        bool, typer.Option("--webhook", help="Post the top alerts to the [notify] webhook.")
+    ] = False,
 ) -> None:
     """Render the daily alert bulletin (HTML and PDF, Chinese with English) for CDC staff."""
     from reports.bulletin import render_bulletin
@@ -388,6 +394,11 @@ def report(
     )
     paths = render_bulletin(settings, when, out)
     print(f"bulletin for {when}: {paths.html} and {paths.pdf}", file=sys.stderr)
+    if email or webhook:
+        from sentinel.reporting import deliver_bulletin
+
+        for line in deliver_bulletin(settings, when, paths.pdf, email=email, webhook=webhook):
+            print(line, file=sys.stderr)
 
 
 @app.command()

@@ -63,3 +63,67 @@ def test_stats_command(
     assert any(out.glob("*.xlsx")) and any(out.glob("*.html"))
     assert main([*args[:-2], "--period", "year"]) == 2
     assert "--period" in capsys.readouterr().err
+
+
+def test_report_is_emailed_and_posted(
+    home: Path, bulletin_warehouse: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import email
+    import socket
+    import threading
+    from email import policy
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from aiosmtpd.controller import Controller
+
+    received: list[bytes] = []
+    posted: list[dict[str, Any]] = []
+
+    class Inbox:
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:
+            received.append(envelope.content)
+            return "250 OK"
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            posted.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = b'{"errcode": 0}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(Inbox(), hostname="127.0.0.1", port=port)
+    controller.start()
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        (home / "sentinel.toml").write_text(
+            "[notify]\n"
+            'recipients = ["cdc-duty@example.org"]\n'
+            'from_address = "sentinel@example.org"\n'
+            f'smtp_host = "127.0.0.1"\nsmtp_port = {port}\n'
+            f'webhook_url = "http://127.0.0.1:{http.server_address[1]}/hook"\n',
+            encoding="utf-8",
+        )
+        day = bulletin_warehouse.day.isoformat()
+        out = home / "out"
+        args = ["--home", str(home), "report", "--date", day, "--out", str(out)]
+        assert main([*args, "--email", "--webhook"]) == 0
+        err = capsys.readouterr().err
+        assert "e-mailed to cdc-duty@example.org" in err and "posted to the webhook" in err
+    finally:
+        controller.stop()
+        http.shutdown()
+    message = email.message_from_bytes(received[0], policy=policy.default)
+    assert "症状监测" in str(message["Subject"])
+    pdf = [p for p in message.iter_attachments() if p.get_content_type() == "application/pdf"]
+    assert pdf and pdf[0].get_content() == (out / "bulletin.pdf").read_bytes()
+    assert posted and posted[0]["msgtype"] == "markdown"
