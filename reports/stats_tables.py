@@ -119,10 +119,7 @@ def visits_by_level(visits: pd.DataFrame, facilities: pd.DataFrame) -> StatsTabl
         set(levels) - set(LEVEL_LABELS)
     )
     table = table.reindex(order, fill_value=0)
-    table["total"] = table[settings].sum(axis=1)
-    table.loc[TOTAL_LABEL] = table.sum(axis=0)
-    table = table.astype("int64").reset_index(names="level")
-    table["level"] = [LEVEL_LABELS.get(lv, lv) for lv in table["level"]]
+    table = _with_totals(table, "level", LEVEL_LABELS)
     headers = {
         "level": "机构级别 Facility level",
         "outpatient": "门诊 Outpatient",
@@ -307,10 +304,7 @@ def alerts_outcomes(
     table = pd.crosstab(state["syndrome"], state["outcome"]).reindex(
         columns=list(OUTCOMES), fill_value=0
     )
-    table["total"] = table.sum(axis=1)
-    table.loc[TOTAL_LABEL] = table.sum(axis=0)
-    table = table.astype("int64").reset_index(names="syndrome")
-    table["syndrome"] = [labels.get(s, s) for s in table["syndrome"]]
+    table = _with_totals(table, "syndrome", labels)
     headers = {
         "syndrome": "症候群 Syndrome",
         "true_outbreak": "确认暴发 True outbreak",
@@ -416,3 +410,14 @@ def data_quality(visits: pd.DataFrame, facilities: pd.DataFrame, period: Period)
         note=note,
         internal_only=("visits",),
     )
+
+
+def _with_totals(table: pd.DataFrame, name: str, labels: Mapping[str, str]) -> pd.DataFrame:
+    """Integer counts with a ``total`` column and a total row; the index becomes column
+    ``name`` with its values labelled (unknown ones kept)."""
+    out = table.copy()
+    out["total"] = out.sum(axis=1)
+    out.loc[TOTAL_LABEL] = out.sum(axis=0)
+    out = out.astype("int64").reset_index(names=name)
+    out[name] = [labels.get(v, v) for v in out[name]]
+    return out
