@@ -96,6 +96,8 @@ def run_demo(settings: Settings, days: int = 365, seed: int = 0) -> None:
     loaded = wh.partition_dates("syndrome_daily")
     _detect_year(settings, sources, loaded)
     bulletin = _render_bulletin(settings, loaded)
+    if bulletin is not None:
+        _bulletin_outbreaks(settings, sources, max(loaded))
     _print_places(settings, sources, bulletin)
     log_event(log, "demo_finished", visits=result.loaded, warehouse=settings.warehouse_dir)
 
@@ -314,6 +316,30 @@ def _render_bulletin(settings: Settings, dates: list[dt.date]) -> Path | None:
         bar.update(task, advance=1)
     console.print(f"Bulletin for {max(dates)}: {paths.html} (and PDF: {paths.pdf})")
     return paths.html
+
+
+def _bulletin_outbreaks(settings: Settings, sources: Path, day: dt.date) -> None:
+    """Say which injected outbreaks under way on ``day`` the day's bulletin alerts show."""
+    from sentinel.truth import score_alerts
+    from warehouse.store import Warehouse
+
+    truth = pd.read_csv(sources / "ground_truth.csv", dtype={"street_codes": str})
+    running = truth[(pd.to_datetime(truth["start"]).dt.date <= day)]
+    running = running[pd.to_datetime(running["end"]).dt.date >= day]
+    alerts = Warehouse(settings.warehouse_dir).read_dates("alerts", day, day).to_pandas()
+    if running.empty:
+        console.print(f"No injected outbreak was under way on {day}.")
+        return
+    score = score_alerts(alerts, running, cells=1, grace_days=0)
+    for o in score.outbreaks.itertuples(index=False):
+        shown = "in the bulletin" if o.alerts else "[red]not in the bulletin[/]"
+        console.print(
+            f"Injected outbreak {o.outbreak_id} ({o.syndrome}, under way on {day}): {shown} "
+            f"({o.alerts} of its {len(alerts)} alerts)."
+        )
+    log_event(
+        log, "demo_bulletin_outbreaks", day=day, running=len(running), shown=score.detected
+    )
 
 
 def _print_places(settings: Settings, sources: Path, bulletin: Path | None = None) -> None:

@@ -130,11 +130,16 @@ def plan_outbreaks(
     adjacency: dict[str, list[str]],
     rng: np.random.Generator,
     per_year: float = 8.0,
+    ongoing_at_end: bool = True,
 ) -> list[Outbreak]:
     """Choose the outbreaks to inject: kinds, streets (neighbours), dates and sizes.
 
     Outbreaks start after a baseline period (a third of the period, at most 8 weeks) so
     detectors have history, and two outbreaks of one category never share a street and days.
+    With ``ongoing_at_end`` (periods of 14 days or more), one more outbreak is still under
+    way on the last day, as on a real morning: the last day's bulletin has an injected
+    outbreak to show. It is drawn from a child generator (``rng.spawn``), so the other
+    outbreaks and every later draw of ``rng`` are the same with or without it.
     """
     if days < 7:
         return []
@@ -176,10 +181,43 @@ def plan_outbreaks(
                 description_en=tpl.description_en,
             )
         )
+    if ongoing_at_end and days >= 14:
+        plans.append(_ongoing_outbreak(start, days, codes, plans, rng.spawn(1)[0]))
     plans.sort(key=lambda o: (o.start, o.category, o.street_codes))
     return [
         Outbreak(**{**o.__dict__, "outbreak_id": f"OB{i + 1:03d}"}) for i, o in enumerate(plans)
     ]
+
+
+def _ongoing_outbreak(
+    start: date, days: int, codes: list[str], plans: list[Outbreak], rng: np.random.Generator
+) -> Outbreak:
+    """A school norovirus outbreak on its 4th of 7 days on the last day (largest size).
+
+    Its end lies after the period; its focus street is one no other gastrointestinal
+    outbreak uses in those days.
+    """
+    tpl = TEMPLATES[0]
+    s = start + timedelta(days=days - 4)
+    e = s + timedelta(days=6)
+    busy = {
+        c
+        for o in plans
+        if o.category == tpl.category and not (e < o.start or s > o.end)
+        for c in o.street_codes
+    }
+    free = [c for c in codes if c not in busy] or list(codes)
+    return Outbreak(
+        outbreak_id="",
+        category=tpl.category,
+        street_codes=(free[int(rng.integers(len(free)))],),
+        start=s,
+        end=e,
+        expected_cases=float(tpl.cases[1]),
+        age_weights=tpl.age_weights,
+        description_zh=tpl.description_zh,
+        description_en=tpl.description_en,
+    )
 
 
 def category_index(name: str) -> int:

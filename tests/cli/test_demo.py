@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,15 @@ from sentinel.cli import main
 
 def test_demo_then_sql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
-    assert main(["--home", str(home), "demo", "--days", "21"]) == 0
+    assert main(["--home", str(home), "demo", "--days", "45"]) == 0
     out = capsys.readouterr().out
-    assert "Where things are" in out and str(home / "warehouse") in out
-    assert "Detection for 2025-01-15 … 2025-01-21" in out and "injected outbreaks" in out
-    assert "Space-time scan for" in out and "Bulletin for 2025-01-21" in out
-    assert (home / "reports" / "2025-01-21" / "bulletin.pdf").is_file()
+    flat = " ".join(out.split())
+    assert "Where things are" in out and str(home / "warehouse") in flat
+    assert "Detection for 2025-01-15 … 2025-02-14" in flat and "injected outbreaks" in out
+    assert "Space-time scan for" in out and "Bulletin for 2025-02-14" in flat
+    assert (home / "reports" / "2025-02-14" / "bulletin.pdf").is_file()
+    # the simulation ends with an outbreak under way, and the last day's bulletin shows it
+    assert re.search(r"Injected outbreak OB\d{3} \(gastrointestinal, under way on 2025-02-14\): in the bulletin", flat)
     assert (
         main(
             [
@@ -63,7 +67,7 @@ def test_demo_then_sql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
     before = files()
     assert any("alerts" in str(p) for p in before)
-    assert main(["--home", str(home), "demo", "--days", "21"]) == 0
+    assert main(["--home", str(home), "demo", "--days", "45"]) == 0
     assert files() == before
 
 

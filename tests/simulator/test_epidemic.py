@@ -36,12 +36,26 @@ def test_outbreak_plan_is_deterministic_and_uses_neighbours() -> None:
     adjacency = {"A": ["B"], "B": ["A", "C"], "C": ["B", "D"], "D": ["C"]}
     a = plan_outbreaks(date(2025, 1, 1), 365, codes, adjacency, np.random.default_rng(1))
     b = plan_outbreaks(date(2025, 1, 1), 365, codes, adjacency, np.random.default_rng(1))
-    assert a == b and len(a) == 8
+    assert a == b and len(a) == 9
+    last = date(2025, 12, 31)
+    ongoing = [o for o in a if o.start <= last < o.end]
+    assert len(ongoing) == 1 and ongoing[0].expected_on(last) > 0.15 * ongoing[0].expected_cases
     for o in a:
         assert o.start >= date(2025, 1, 1) + timedelta(days=56)
-        assert o.end <= date(2025, 12, 31)
+        assert o in ongoing or o.end <= last
         focus, *others = o.street_codes
         assert all(x in adjacency[focus] for x in others)
         total = sum(o.expected_on(o.start + timedelta(days=d)) for d in range(o.days))
         assert abs(total - o.expected_cases) < 1e-6
-    assert [o.outbreak_id for o in a] == [f"OB{i:03d}" for i in range(1, 9)]
+    assert [o.outbreak_id for o in a] == [f"OB{i:03d}" for i in range(1, 10)]
+
+
+def test_ongoing_outbreak_leaves_the_other_plans_unchanged() -> None:
+    codes = ["A", "B", "C", "D"]
+    adjacency = {"A": ["B"], "B": ["A", "C"], "C": ["B", "D"], "D": ["C"]}
+    rng_a, rng_b = np.random.default_rng(1), np.random.default_rng(1)
+    a = plan_outbreaks(date(2025, 1, 1), 365, codes, adjacency, rng_a)
+    b = plan_outbreaks(date(2025, 1, 1), 365, codes, adjacency, rng_b, ongoing_at_end=False)
+    key = [(o.category, o.street_codes, o.start, o.end) for o in b]
+    assert [(o.category, o.street_codes, o.start, o.end) for o in a if o.end <= date(2025, 12, 31)] == key
+    assert rng_a.random() == rng_b.random()
