@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from reports.lifecycle import OUTCOMES, closed_on
+from warehouse.reviews import read_reviews
 from warehouse.store import Warehouse
 
-__all__ = ["AlertView", "BulletinData", "load_bulletin_data", "rank_alerts"]
+__all__ = ["AlertView", "BulletinData", "ClosedCounts", "load_bulletin_data", "rank_alerts"]
 
 WEEKS = 8
 LATE_AFTER = pd.Timedelta(hours=24)
@@ -51,6 +53,22 @@ class AlertView:
     """A space-time cluster (its window is the cluster's; observed/expected are totals)."""
 
 
+@dataclass(frozen=True)
+class ClosedCounts:
+    """Alerts that stopped on the day, in the two senses staff ask about.
+
+    The two are independent: an alert may end and be closed by review the same day, an
+    episode may be closed while it still alarms, and an ended alert may be unreviewed.
+    """
+
+    ended: int
+    """Alerts of the day before that no alert of the day continues (no longer signalled)."""
+    reviewed: int
+    """Alert groups (episodes) a review closed on the day (:func:`closed_on`)."""
+    outcomes: dict[str, int] = field(default_factory=dict)
+    """``reviewed`` by outcome: ``true_outbreak``, ``false_alarm``, ``undetermined``."""
+
+
 @dataclass
 class BulletinData:
     """Everything the bulletin shows for one day."""
@@ -59,7 +77,7 @@ class BulletinData:
     visits: int
     syndromes: pd.DataFrame
     alerts: pd.DataFrame
-    closed: int
+    closed: ClosedCounts
     details: list[AlertView]
     quality: pd.DataFrame
     batches: pd.DataFrame
@@ -173,7 +191,14 @@ def load_bulletin_data(wh: Warehouse, day: dt.date, *, top: int = 10) -> Bulleti
     alerts = rank_alerts(wh.read_dates("alerts", day, day).to_pandas())
     yesterday = wh.read_dates("alerts", day - dt.timedelta(days=1), day - dt.timedelta(days=1))
     continued = set(alerts["continues"].dropna()) if not alerts.empty else set()
-    closed = len(set(yesterday["alert_id"].to_pylist()) - continued)
+    ended = len(set(yesterday["alert_id"].to_pylist()) - continued)
+    reviewed = closed_on(wh.read_table("alerts"), read_reviews(wh.root), day)
+    by_outcome = reviewed["outcome"].value_counts()
+    closed = ClosedCounts(
+        ended=ended,
+        reviewed=len(reviewed),
+        outcomes={o: int(by_outcome.get(o, 0)) for o in OUTCOMES},
+    )
     details = []
     for _, alert in alerts.head(top).iterrows():
         start = alert["window_start"]

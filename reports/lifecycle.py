@@ -15,7 +15,10 @@ Intended commands (wired in ``sentinel/cli.py``)::
     sentinel alerts update ID [--status investigating|closed]
                          [--outcome true_outbreak|false_alarm|undetermined]
                          [--assignee 张三] [--note …]         -> update_alert (user: $USER)
-    sentinel evaluate …  (real positive predictive value)    -> detector_outcomes
+
+Outcomes per detector (real positive predictive value, ``sentinel evaluate``) are
+tabulated in :mod:`reports.outcomes` from :func:`read_reviewed_alerts`; the bulletin
+counts the groups a review closed on its day with :func:`closed_on`.
 
 Transitions: ``new → investigating``, ``new → closed``, ``investigating → closed`` and
 ``closed → investigating`` (re-opening clears the outcome). Closing needs an outcome; an
@@ -39,9 +42,10 @@ from warehouse.store import Warehouse
 __all__ = [
     "OUTCOMES",
     "STATUSES",
-    "detector_outcomes",
+    "closed_on",
     "group_ids",
     "list_alerts",
+    "read_reviewed_alerts",
     "show_alert",
     "update_alert",
 ]
@@ -126,6 +130,60 @@ def _with_reviews(alerts: pd.DataFrame, reviews: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns="status_review")
 
 
+def read_reviewed_alerts(settings: Settings) -> pd.DataFrame:
+    """Return every stored alert with its group id and its group's current review.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of ``alerts`` plus ``group_id``, ``outcome``, ``assignee``, ``note``,
+        ``updated_by`` and ``updated_at``; ``status`` is the group's current review status
+        (the detector's ``new`` while unreviewed). No rows when nothing is stored.
+    """
+    return _with_reviews(_read_alerts(settings), read_reviews(settings.warehouse_dir))
+
+
+def closed_on(alerts: pd.DataFrame, reviews: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """Return the alert groups a review closed on ``day``.
+
+    A group is closed on ``day`` when its latest review row up to the end of the day says
+    closed and its latest row before the day did not (it had none, or it was new or
+    investigating). Correcting the outcome of a group closed earlier, or closing and
+    re-opening it within the day, does not count.
+
+    Parameters
+    ----------
+    alerts : pandas.DataFrame
+        Stored alerts (``alert_id``, ``continues``), to group reviews of continuing alerts;
+        a review of an alert no longer stored counts as its own group.
+    reviews : pandas.DataFrame
+        Rows of ``alert_reviews`` (:func:`warehouse.reviews.read_reviews`).
+    day : datetime.date
+        Local day of ``updated_at``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``group_id`` and ``outcome`` (at the end of the day), one row per group, by id.
+    """
+    group_of = dict(zip(alerts["alert_id"], group_ids(alerts), strict=True))
+    rows = reviews.assign(
+        group_id=[group_of.get(a, a) for a in reviews["alert_id"]],
+        _at=pd.to_datetime(reviews["updated_at"]),
+    ).sort_values("_at", kind="stable")
+    start = pd.Timestamp(day)
+    end = start + pd.Timedelta(days=1)
+
+    def status_at(before: pd.Timestamp) -> pd.DataFrame:
+        latest = rows[rows["_at"] < before].groupby("group_id", sort=False).tail(1)
+        return latest.set_index("group_id")[["status", "outcome"]]
+
+    after, prior = status_at(end), status_at(start)
+    was_closed = prior["status"].reindex(after.index).eq("closed")
+    closed = after[after["status"].eq("closed") & ~was_closed]
+    return closed[["outcome"]].sort_index().rename_axis("group_id").reset_index()
+
+
 def list_alerts(
     settings: Settings,
     *,
@@ -165,7 +223,7 @@ def list_alerts(
         raise UsageError(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
     if since is not None and until is not None and since > until:
         raise UsageError(f"--since {since} is after --until {until}")
-    alerts = _with_reviews(_read_alerts(settings), read_reviews(settings.warehouse_dir))
+    alerts = read_reviewed_alerts(settings)
     keep = pd.Series(True, index=alerts.index)
     if since is not None:
         keep &= alerts["date"] >= since
@@ -267,6 +325,7 @@ def update_alert(
     assignee: str | None = None,
     note: str | None = None,
     user: str | None = None,
+    at: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Record a change of an alert's review (status, outcome, assignee, note).
 
@@ -288,6 +347,9 @@ def update_alert(
         New assignee; note of this change.
     user : str, optional
         Who makes the change.
+    at : datetime.datetime, optional
+        When the change was made (local time), for a review entered after the fact;
+        default now. A time before the alert's latest review row moves just after it.
 
     Returns
     -------
@@ -319,54 +381,6 @@ def update_alert(
         "assignee": assignee if assignee is not None else _plain(current.get("assignee")),
         "note": note,
         "updated_by": user,
+        "updated_at": at,
     }
     return append_review(settings.warehouse_dir, row)
-
-
-def detector_outcomes(settings: Settings) -> pd.DataFrame:
-    """Return each detector's reviewed alerts, outcomes and positive predictive value.
-
-    An alert counts with its group's current review. Episodes (groups) are counted once
-    per detector, so an outbreak flagged on five consecutive days is one true positive.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per detector: ``alerts`` (raised), ``episodes`` (groups),
-        ``reviewed`` (closed episodes), ``true_outbreaks``, ``false_alarms``,
-        ``undetermined`` and ``ppv`` = true outbreaks / (true outbreaks + false alarms),
-        NaN when none of those is known yet.
-    """
-    alerts = _with_reviews(_read_alerts(settings), read_reviews(settings.warehouse_dir))
-    columns = [
-        "detector",
-        "alerts",
-        "episodes",
-        "reviewed",
-        "true_outbreaks",
-        "false_alarms",
-        "undetermined",
-        "ppv",
-    ]
-    if alerts.empty:
-        return pd.DataFrame(columns=columns)
-    episodes = alerts.drop_duplicates(["detector", "group_id"])
-    closed = episodes[episodes["status"] == "closed"]
-
-    def count(outcome: str) -> pd.Series:
-        return closed[closed["outcome"] == outcome].groupby("detector").size()
-
-    table = pd.DataFrame(
-        {
-            "alerts": alerts.groupby("detector").size(),
-            "episodes": episodes.groupby("detector").size(),
-            "reviewed": closed.groupby("detector").size(),
-            "true_outbreaks": count("true_outbreak"),
-            "false_alarms": count("false_alarm"),
-            "undetermined": count("undetermined"),
-        }
-    )
-    table = table.fillna(0).astype("int64")
-    decided = table["true_outbreaks"] + table["false_alarms"]
-    table["ppv"] = (table["true_outbreaks"] / decided.where(decided > 0)).astype("float64")
-    return table.rename_axis("detector").reset_index()[columns]

@@ -599,6 +599,13 @@ def evaluate(
         float, typer.Option("--target", help="Acceptable false alarms per 100 series-days.")
     ] = 1.0,
     seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed, same report.")] = 1,
+    outcomes: Annotated[
+        bool,
+        typer.Option(
+            "--outcomes/--no-outcomes",
+            help="Also report each method's real PPV from the warehouse's reviewed alerts.",
+        ),
+    ] = True,
 ) -> None:
     """Backtest detectors: inject outbreaks into baselines, report sensitivity, false alarms, delay, PPV."""
     from sentinel.evaluating import parse_params, print_evaluation, run_evaluation
@@ -623,6 +630,7 @@ def evaluate(
         min_gap=gap,
         n_days_after=grace,
         target=target,
+        outcomes=outcomes,
     )
     print_evaluation(report)
 

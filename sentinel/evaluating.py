@@ -5,7 +5,10 @@ one series per street × syndrome). The same injected counts go to every chosen 
 setting; each is scored (:func:`detectors.evaluation.score_detection`) on the evaluation
 period only, after a burn-in that gives the methods their history. The report is a table
 (``evaluation.csv``, ``evaluation.md``) and a plot (``evaluation.png``) in the output folder,
-with the injected outbreaks in ``outbreaks.csv``.
+with the injected outbreaks in ``outbreaks.csv``. Next to these scores on made-up outbreaks,
+the report gives each chosen method's *real* positive predictive value from the alerts it
+raised in the warehouse and CDC staff reviewed (:func:`reports.outcomes.detector_outcomes`,
+``outcomes.csv`` and a section of ``evaluation.md``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from detectors.evaluation import (
 )
 from detectors.registry import Method, get_method
 from detectors.series import SeriesError, make_series
+from reports.outcomes import detector_outcomes
 from sentinel.console import progress_bar
 from sentinel.errors import UsageError
 from sentinel.evaluation_report import (
@@ -105,6 +109,7 @@ def run_evaluation(
     target: float = 1.0,
     start: str = "2022-01-03",
     progress: bool = True,
+    outcomes: bool = True,
 ) -> EvaluationReport:
     """Backtest ``methods`` on baselines with injected outbreaks and write the report.
 
@@ -114,7 +119,7 @@ def run_evaluation(
             --param farrington_flexible.b=3 --param 'ears_c2.alpha=0.001|0.01' \\
             --baseline simulated --series 200 --days 2190 --evaluate-days 365 \\
             --size 3 --size-unit sd --shape lognormal --duration 7 --per-series 1 \\
-            --gap 14 --grace 0 --target 1 --seed 1 --out DIR
+            --gap 14 --grace 0 --target 1 --seed 1 [--no-outcomes] --out DIR
 
     ``--baseline`` is ``simulated`` or ``warehouse``, ``--size-unit`` ``sd`` or ``cases``,
     ``--shape`` one of ``flat``, ``linear``, ``lognormal``, ``spike``; ``--param`` is
@@ -163,6 +168,10 @@ def run_evaluation(
         First date of simulated baselines.
     progress : bool
         Show a progress bar on stderr.
+    outcomes : bool
+        Also report the real positive predictive value of ``methods`` from the reviewed
+        alerts of the warehouse at ``settings.warehouse_dir`` (whatever the baseline); a
+        warehouse without reviewed alerts gives one line instead of a table.
 
     Returns
     -------
@@ -227,8 +236,17 @@ def run_evaluation(
             advance(f"{choice.method.name} {choice.label}")
     table = pd.DataFrame(rows)[list(TABLE_COLUMNS)]
     outbreaks = _describe_outbreaks(injected.outbreaks, base)
+    real = detector_outcomes(settings, detectors=methods) if outcomes else None
     return write_report(
-        table, outbreaks, Path(out_dir), baseline, n_rows, n_days, evaluate_days, target
+        table,
+        outbreaks,
+        Path(out_dir),
+        baseline,
+        n_rows,
+        n_days,
+        evaluate_days,
+        target,
+        outcomes=real,
     )
 
 

@@ -1,4 +1,8 @@
-"""The backtesting report: table (CSV, Markdown), plot (PNG) and the console summary."""
+"""The backtesting report: table (CSV, Markdown), plot (PNG) and the console summary.
+
+Next to the backtest, the report can show each detector's *real* positive predictive value
+from the alerts CDC staff reviewed (:func:`reports.outcomes.detector_outcomes`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from reports.outcomes import ALL_SYNDROMES, OUTCOME_COLUMNS
 from sentinel.console import console
 from sentinel.errors import UsageError
 
@@ -15,6 +20,7 @@ EVALUATION_CSV = "evaluation.csv"
 EVALUATION_MD = "evaluation.md"
 EVALUATION_PNG = "evaluation.png"
 OUTBREAKS_CSV = "outbreaks.csv"
+OUTCOMES_CSV = "outcomes.csv"
 
 TABLE_COLUMNS = (
     "method",
@@ -53,6 +59,13 @@ class EvaluationReport:
     baseline : str
     n_series, n_days, evaluated_days : int
         Series, days of each baseline, days scored (the last ``evaluated_days``).
+    outcomes : DataFrame or None
+        Real outcomes of the evaluated detectors' reviewed alerts
+        (:func:`reports.outcomes.detector_outcomes`); ``None`` when not asked for.
+    outcomes_path : Path or None
+        ``outcomes.csv``, written only when some episode has been reviewed (closed).
+    outcomes_note : str
+        One line on the real outcomes: what the table covers, or why there is none.
     """
 
     table: pd.DataFrame
@@ -66,6 +79,9 @@ class EvaluationReport:
     n_series: int
     n_days: int
     evaluated_days: int
+    outcomes: pd.DataFrame | None = None
+    outcomes_path: Path | None = None
+    outcomes_note: str = ""
 
 
 def write_report(
@@ -77,11 +93,22 @@ def write_report(
     n_days: int,
     evaluate_days: int,
     target: float,
+    outcomes: pd.DataFrame | None = None,
 ) -> EvaluationReport:
-    """Write the table, the Markdown, the plot and the outbreaks into ``out_dir``."""
+    """Write the table, the Markdown, the plot and the outbreaks into ``out_dir``.
+
+    With ``outcomes`` (:func:`reports.outcomes.detector_outcomes`), the Markdown gets a
+    section on the real positive predictive value, and ``outcomes.csv`` is written when
+    some episode has been reviewed; otherwise the section is one line saying why there
+    is no table, and an ``outcomes.csv`` left by an earlier run in ``out_dir`` is removed
+    so it cannot be mistaken for this run's.
+    """
     paths = [
         out_dir / name for name in (EVALUATION_CSV, EVALUATION_MD, EVALUATION_PNG, OUTBREAKS_CSV)
     ]
+    reviewed = outcomes is not None and has_reviewed(outcomes)
+    outcomes_path = out_dir / OUTCOMES_CSV if reviewed else None
+    note = outcomes_note(outcomes) if outcomes is not None else ""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         table.to_csv(paths[0], index=False, lineterminator="\n")
@@ -89,9 +116,18 @@ def write_report(
             f"Backtest on {n_series} {baseline} series of {n_days} days, the last "
             f"{evaluate_days} scored; target ≤ {target:g} false alarms per 100 series-days."
         )
-        paths[1].write_text(f"{caption}\n\n{render_markdown(table)}", encoding="utf-8")
+        markdown = f"{caption}\n\n{render_markdown(table)}"
+        if outcomes is not None:
+            markdown += f"\n## Real positive predictive value (reviewed alerts)\n\n{note}\n"
+            if reviewed:
+                markdown += f"\n{render_outcomes_markdown(outcomes)}"
+        paths[1].write_text(markdown, encoding="utf-8")
         plot_evaluation(table, paths[2], target=target)
         outbreaks.to_csv(paths[3], index=False, lineterminator="\n")
+        if outcomes is not None and outcomes_path is not None:
+            outcomes.to_csv(outcomes_path, index=False, lineterminator="\n")
+        elif outcomes is not None:
+            (out_dir / OUTCOMES_CSV).unlink(missing_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None
     return EvaluationReport(
@@ -106,12 +142,48 @@ def write_report(
         n_series=n_series,
         n_days=n_days,
         evaluated_days=evaluate_days,
+        outcomes=outcomes,
+        outcomes_path=outcomes_path,
+        outcomes_note=note,
     )
+
+
+def has_reviewed(outcomes: pd.DataFrame) -> bool:
+    """Whether any episode in an outcomes table has been reviewed (closed)."""
+    closed = outcomes[["true_outbreaks", "false_alarms", "undetermined"]].to_numpy().sum()
+    return bool(closed > 0)
+
+
+def outcomes_note(outcomes: pd.DataFrame) -> str:
+    """One line on an outcomes table: what it counts, or why it is empty."""
+    if outcomes.empty:
+        return "No alerts of these detectors in the warehouse, so no real PPV yet."
+    totals = outcomes[outcomes["syndrome"] == ALL_SYNDROMES]
+    episodes = int(totals["episodes"].sum())
+    if not has_reviewed(outcomes):
+        return (
+            f"None of the {episodes} alert episodes of these detectors in the warehouse "
+            "has been reviewed (closed) yet, so no real PPV yet."
+        )
+    return (
+        f"Over {episodes} alert episodes in the warehouse (continuing alerts counted once): "
+        "PPV = true outbreaks / (true outbreaks + false alarms) among closed episodes, "
+        "95 % Clopper–Pearson interval; undetermined and open (not yet reviewed) episodes "
+        "are counted apart."
+    )
+
+
+def render_outcomes_markdown(outcomes: pd.DataFrame) -> str:
+    """The outcomes table as a GitHub Markdown table (PPV to 3 digits, NaN as ``n/a``)."""
+    return _markdown(outcomes, list(OUTCOME_COLUMNS))
 
 
 def render_markdown(table: pd.DataFrame) -> str:
     """The evaluation table as a GitHub Markdown table (rates to 3 digits, NaN as ``n/a``)."""
-    columns = [c for c in TABLE_COLUMNS if c != "params"]
+    return _markdown(table, [c for c in TABLE_COLUMNS if c != "params"])
+
+
+def _markdown(table: pd.DataFrame, columns: list[str]) -> str:
     header = "| " + " | ".join(columns) + " |"
     align = "|" + "|".join("---:" if _numeric(table[c]) else "---" for c in columns) + "|"
     lines = [header, align]
@@ -214,9 +286,33 @@ def print_evaluation(report: EvaluationReport) -> None:
                 f"[yellow]{method} ({setting}) computed {coverage:.0%} of the "
                 f"scored series-days: too little history for it (raise --days) or missing days[/]"
             )
+    written = [EVALUATION_CSV, EVALUATION_MD, EVALUATION_PNG, OUTBREAKS_CSV]
+    if report.outcomes is not None:
+        _print_outcomes(report.outcomes, report.outcomes_note)
+        if report.outcomes_path is not None:
+            written.append(OUTCOMES_CSV)
     console.print(
         f"{report.n_series} {report.baseline} series × {report.n_days} days, last "
         f"{report.evaluated_days} scored, {len(report.outbreaks)} injected outbreaks. "
-        f"Written to [bold]{report.out_dir}[/]: {EVALUATION_CSV}, {EVALUATION_MD}, "
-        f"{EVALUATION_PNG}, {OUTBREAKS_CSV}"
+        f"Written to [bold]{report.out_dir}[/]: {', '.join(written)}"
     )
+
+
+def _print_outcomes(outcomes: pd.DataFrame, note: str) -> None:
+    """The detectors' totals of real outcomes, or the one line saying there are none."""
+    if not has_reviewed(outcomes):
+        console.print(f"Real PPV: {note}")
+        return
+    from rich.table import Table
+
+    shown = Table(title="Real PPV from reviewed alerts (episodes)", show_lines=False)
+    columns = [c for c in OUTCOME_COLUMNS if c != "syndrome"]
+    for column in columns:
+        shown.add_column(
+            column.replace("_", " "), justify="left" if column == "detector" else "right"
+        )
+    totals = outcomes[outcomes["syndrome"] == ALL_SYNDROMES]
+    for row in totals[columns].itertuples(index=False):
+        shown.add_row(*(_cell(v) for v in row))
+    console.print(shown)
+    console.print(f"{note} Per syndrome: {OUTCOMES_CSV}.")

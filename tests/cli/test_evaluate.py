@@ -16,6 +16,8 @@ import pytest
 from detectors.registry import METHODS, register
 from detectors.result import DetectorResult, build_result, evaluation_points
 from detectors.series import CountSeries
+from reports.lifecycle import update_alert
+from sentinel.cli import main
 from sentinel.errors import UsageError
 from sentinel.evaluating import (
     TABLE_COLUMNS,
@@ -317,3 +319,134 @@ def test_pivot_marks_missing_days() -> None:
     assert list(dates.date) == [dt.date(2025, 1, d) for d in (1, 2, 3)]
     assert labels.to_dict("list") == {"street_code": ["A", "B"], "syndrome": ["gi", "gi"]}
     np.testing.assert_array_equal(counts, [[1, np.nan, 2], [4, np.nan, np.nan]])
+
+
+def _reviewed_alerts(settings: Settings, method: str, *, review: bool = True) -> None:
+    """Alerts of ``method`` and ``other``: a 3-day episode, 5 single alerts, reviews.
+
+    ``method``: 3 true outbreaks (one the 3-day episode), 1 false alarm, 1 undetermined,
+    1 left new; ``other`` (not evaluated): 1 false alarm. ``review=False``: no reviews.
+    """
+    day = dt.date(2026, 3, 1)
+
+    def alert(alert_id: str, offset: int, street: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "alert_id": alert_id,
+            "date": day + dt.timedelta(days=offset),
+            "syndrome": fields.pop("syndrome", "ili"),
+            "street_codes": [street],
+            "detector": fields.pop("detector", method),
+            "observed": 9.0,
+            "severity": "low",
+            "status": "new",
+            "created_at": dt.datetime(2026, 3, 4, 6),
+            "announcement": "ongoing" if fields.get("continues") else "new",
+        } | fields
+
+    rows = [
+        alert("e1", 0, "s1"),
+        alert("e2", 1, "s1", continues="e1"),
+        alert("e3", 2, "s1", continues="e2"),
+        alert("t2", 2, "s2"),
+        alert("t3", 2, "s3", syndrome="gastrointestinal"),
+        alert("f1", 2, "s4"),
+        alert("u1", 2, "s5"),
+        alert("n1", 2, "s6"),
+        alert("x1", 2, "s7", detector="other"),
+    ]
+    warehouse = Warehouse(settings.warehouse_dir)
+    frame = pd.DataFrame(rows)
+    for date in sorted(set(frame["date"])):
+        warehouse.write_alerts(date, frame[frame["date"] == date])
+    for alert_id, outcome in [
+        ("e2", "true_outbreak"),
+        ("t2", "true_outbreak"),
+        ("t3", "true_outbreak"),
+        ("f1", "false_alarm"),
+        ("u1", "undetermined"),
+        ("x1", "false_alarm"),
+    ]:
+        if review:
+            update_alert(settings, alert_id, status="closed", outcome=outcome)
+
+
+def test_real_ppv_from_reviewed_alerts(
+    tmp_path: Path, threshold_method: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = _settings(tmp_path)
+    _reviewed_alerts(settings, threshold_method)
+    out = tmp_path / "out"
+    report = run_evaluation(settings, methods=[threshold_method], out_dir=out, **SMALL)
+    assert report.outcomes is not None and report.outcomes_path == out / "outcomes.csv"
+    written = pd.read_csv(report.outcomes_path)
+    assert set(written["detector"]) == {threshold_method}  # only the evaluated methods
+    assert written["syndrome"].tolist() == ["all", "gastrointestinal", "ili"]
+    total = written.iloc[0]
+    # 8 alerts, the 3-day episode counted once: 6 episodes, 1 still new.
+    assert (total["alerts"], total["episodes"], total["open"]) == (8, 6, 1)
+    assert (total["true_outbreaks"], total["false_alarms"], total["undetermined"]) == (3, 1, 1)
+    assert total["ppv"] == pytest.approx(0.75)
+    # Clopper–Pearson for 3 of 4: 1 - p_high^4 = 0.025, 4 p^3 (1 - p) + p^4 = 0.025 at p_low.
+    assert total["ppv_high"] == pytest.approx(0.975**0.25)
+    low = total["ppv_low"]
+    assert 4 * low**3 * (1 - low) + low**4 == pytest.approx(0.025)
+    ili = written.iloc[2]
+    assert (ili["true_outbreaks"], ili["false_alarms"], ili["ppv"]) == (2, 1, pytest.approx(2 / 3))
+
+    markdown = report.markdown_path.read_text(encoding="utf-8")
+    section = markdown.split("## Real positive predictive value (reviewed alerts)")[1]
+    assert "| detector | syndrome | alerts | episodes | open |" in section
+    assert f"| {threshold_method} | all | 8 | 6 | 1 | 3 | 1 | 1 | 0.750 | {low:.3f} | 0.994 |" in (
+        section
+    )
+    print_evaluation(report)
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "Real PPV from reviewed alerts" in printed and "0.750" in printed
+    assert "outcomes.csv" in printed
+
+
+def test_no_reviewed_alerts_is_one_line(
+    tmp_path: Path, threshold_method: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = _settings(tmp_path)
+    out = tmp_path / "out"
+    report = run_evaluation(settings, methods=[threshold_method], out_dir=out, **SMALL)
+    assert report.outcomes is not None and report.outcomes.empty
+    assert report.outcomes_path is None and not (out / "outcomes.csv").exists()
+    assert not settings.warehouse_dir.exists()  # evaluating created no warehouse
+    markdown = report.markdown_path.read_text(encoding="utf-8")
+    assert markdown.rstrip().endswith(
+        "No alerts of these detectors in the warehouse, so no real PPV yet."
+    )
+
+    # Alerts, none closed: still one line, and a stale outcomes.csv is removed.
+    _reviewed_alerts(settings, threshold_method, review=False)
+    (out / "outcomes.csv").write_text("stale\n", encoding="utf-8")
+    report = run_evaluation(settings, methods=[threshold_method], out_dir=out, **SMALL)
+    assert report.outcomes is not None and len(report.outcomes) == 3
+    assert report.outcomes_path is None and not (out / "outcomes.csv").exists()
+    line = (
+        "None of the 6 alert episodes of these detectors in the warehouse has been reviewed "
+        "(closed) yet, so no real PPV yet."
+    )
+    markdown = report.markdown_path.read_text(encoding="utf-8")
+    assert markdown.rstrip().endswith(line) and "| detector |" not in markdown
+    print_evaluation(report)
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"Real PPV: {line}" in printed and "Real PPV from reviewed" not in printed
+
+
+def test_cli_no_outcomes(tmp_path: Path, threshold_method: str) -> None:
+    home = tmp_path / "home"
+    _reviewed_alerts(Settings(home=home), threshold_method)
+    args = ["--home", str(home), "evaluate", "--method", threshold_method, "--series", "10"]
+    args += ["--days", "100", "--evaluate-days", "60"]
+    assert main([*args, "--out", str(tmp_path / "with")]) == 0
+    assert "## Real positive predictive value" in (tmp_path / "with" / "evaluation.md").read_text(
+        encoding="utf-8"
+    )
+    assert pd.read_csv(tmp_path / "with" / "outcomes.csv")["ppv"].iloc[0] == pytest.approx(0.75)
+    assert main([*args, "--no-outcomes", "--out", str(tmp_path / "without")]) == 0
+    markdown = (tmp_path / "without" / "evaluation.md").read_text(encoding="utf-8")
+    assert "Real positive predictive value" not in markdown
+    assert not (tmp_path / "without" / "outcomes.csv").exists()

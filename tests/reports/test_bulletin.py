@@ -16,12 +16,16 @@ import pytest
 from PIL import Image
 
 from reports.bulletin import BulletinPaths, render_bulletin
-from reports.bulletin_data import load_bulletin_data, rank_alerts
+from reports.bulletin_data import ClosedCounts, load_bulletin_data, rank_alerts
+from reports.lifecycle import update_alert
 from sentinel.errors import UsageError
+from sentinel.settings import Settings
 from warehouse.store import Warehouse
 
 GENERATED_AT = dt.datetime(2025, 3, 15, 7, 0)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+T9 = dt.time(9)
+DAY1 = dt.timedelta(days=1)
 
 
 def _tool(name: str) -> str:
@@ -145,13 +149,49 @@ def test_alerts_ranked_and_counted(bulletin_warehouse: Any, bulletin: BulletinPa
         Warehouse(bulletin_warehouse.settings.warehouse_dir), bulletin_warehouse.day
     )
     assert list(data.alerts["alert_id"]) == ["a-scan", "a-ili-age", "a-resp"]
-    assert data.closed == 1  # a-prev-gi was not continued; a-prev-ili was
+    # a-prev-gi was not continued, a-prev-ili was; nothing has been reviewed.
+    assert data.closed == ClosedCounts(
+        ended=1, reviewed=0, outcomes={"true_outbreak": 0, "false_alarm": 0, "undetermined": 0}
+    )
     html = bulletin.html.read_text(encoding="utf-8")
     cards = re.findall(r'<div class="n">(\d+)</div>', html)
-    assert cards[1:] == ["2", "1", "1"]  # new (incl. grown), ongoing, ended
+    assert cards[1:] == ["2", "1", "1", "0"]  # new (incl. grown), ongoing, ended, reviewed
+    assert "不再触发的预警" in html and "Closed by review today" in html
+    assert 'class="outcomes"' not in html
     table = html.split('id="alerts"')[1].split("</section>")[0]
     order = [table.index(word) for word in ("scan", "switch", "ears_c2")]
     assert order == sorted(order)
+
+
+def test_closed_by_review_counted_apart_from_ended(bulletin_warehouse: Any, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(bulletin_warehouse.settings.home, home)
+    settings = Settings(home=home)
+    day = bulletin_warehouse.day
+    at = dt.datetime.combine
+    # On the day: the ended a-prev-gi closed as a false alarm, the ILI episode (closed
+    # through today's continuing alert) as a true outbreak; a-scan only investigated.
+    update_alert(settings, "a-prev-gi", status="closed", outcome="false_alarm", at=at(day, T9))
+    update_alert(settings, "a-ili-age", status="closed", outcome="true_outbreak", at=at(day, T9))
+    update_alert(settings, "a-scan", status="investigating", at=at(day, T9))
+    # Closed the day before, its outcome corrected on the day: not closed on the day.
+    yesterday = day - dt.timedelta(days=1)
+    update_alert(settings, "a-resp", status="closed", outcome="false_alarm", at=at(yesterday, T9))
+    update_alert(settings, "a-resp", outcome="undetermined", at=at(day, T9))
+    # Closed the day after: not on the bulletin of the day.
+    update_alert(settings, "a-scan", status="closed", outcome="undetermined", at=at(day, T9) + DAY1)
+
+    data = load_bulletin_data(Warehouse(settings.warehouse_dir), day)
+    assert data.closed == ClosedCounts(
+        ended=1, reviewed=2, outcomes={"true_outbreak": 1, "false_alarm": 1, "undetermined": 0}
+    )
+    paths = render_bulletin(settings, day, tmp_path / "out", pdf=False, generated_at=GENERATED_AT)
+    html = paths.html.read_text(encoding="utf-8")
+    cards = re.findall(r'<div class="n">(\d+)</div>', html)
+    assert cards[1:] == ["2", "1", "1", "2"]
+    assert "确认暴发 true outbreak 1 · 误报 false alarm 1</div>" in html
+    english = render_bulletin(settings, day, tmp_path / "en", lang="en", pdf=False)
+    assert "true outbreak 1 · false alarm 1</div>" in english.html.read_text(encoding="utf-8")
 
 
 def test_rank_alerts_breaks_ties_by_recurrence_then_excess() -> None:

@@ -6,13 +6,16 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from reports.lifecycle import detector_outcomes, list_alerts, show_alert, update_alert
+from reports.lifecycle import closed_on, list_alerts, show_alert, update_alert
+from reports.outcomes import OUTCOME_COLUMNS, detector_outcomes, ppv_interval
 from sentinel.errors import UsageError
 from sentinel.settings import Settings
 from warehouse.catalog import run_query
+from warehouse.reviews import read_reviews
 from warehouse.store import Warehouse
 
 D1, D2, D3 = dt.date(2026, 3, 1), dt.date(2026, 3, 2), dt.date(2026, 3, 3)
@@ -137,7 +140,7 @@ def test_reviews_survive_a_detector_rerun(settings: Settings) -> None:
     ],
 )
 def test_invalid_changes_are_refused(
-    settings: Settings, steps: list[dict[str, str]], error: str
+    settings: Settings, steps: list[dict[str, Any]], error: str
 ) -> None:
     *allowed, refused = steps
     for step in allowed:
@@ -172,15 +175,116 @@ def test_detector_outcomes_count_episodes_and_ppv(settings: Settings) -> None:
     update_alert(settings, "a2", status="closed", outcome="true_outbreak")
     update_alert(settings, "b1", status="closed", outcome="false_alarm")
     update_alert(settings, "c1", status="closed", outcome="true_outbreak")
-    table = detector_outcomes(settings).set_index("detector")
-    scan = table.loc["scan_permutation"]
-    assert (scan["alerts"], scan["episodes"], scan["reviewed"]) == (3, 1, 1)
+    table = detector_outcomes(settings)
+    assert list(table.columns) == list(OUTCOME_COLUMNS)
+    # Per detector: its total row first, then its syndromes.
+    assert list(zip(table["detector"], table["syndrome"], strict=True)) == [
+        ("ewma", "all"),
+        ("ewma", "gi"),
+        ("ewma", "ili"),
+        ("scan_permutation", "all"),
+        ("scan_permutation", "ili"),
+    ]
+    rows = {(r["detector"], r["syndrome"]): r for r in table.to_dict("records")}
+    scan = rows[("scan_permutation", "all")]
+    # a1 ← a2 ← a3 is one episode, closed once through a2.
+    assert (scan["alerts"], scan["episodes"], scan["open"]) == (3, 1, 0)
     assert (scan["true_outbreaks"], scan["false_alarms"], scan["ppv"]) == (1, 0, 1.0)
-    ewma = table.loc["ewma"]
-    assert (ewma["alerts"], ewma["reviewed"], ewma["true_outbreaks"]) == (2, 2, 1)
+    # One true out of one: the lower bound solves p = 0.025.
+    assert (scan["ppv_low"], scan["ppv_high"]) == (pytest.approx(0.025), 1.0)
+    ewma = rows[("ewma", "all")]
+    assert (ewma["alerts"], ewma["episodes"], ewma["true_outbreaks"]) == (2, 2, 1)
     assert ewma["ppv"] == pytest.approx(0.5)
+    assert rows[("ewma", "gi")]["ppv"] == 0.0
+    assert rows[("ewma", "ili")]["ppv"] == 1.0
+    only = detector_outcomes(settings, detectors=["ewma"])
+    assert set(only["detector"]) == {"ewma"}
+
+
+@pytest.fixture
+def reviewed(tmp_path: Path) -> Settings:
+    """Detector ``ewma``: a 3-day episode and six single alerts, reviewed as below."""
+    settings = Settings(home=tmp_path)
+    warehouse = Warehouse(settings.warehouse_dir)
+    warehouse.write_alerts(D1, pd.DataFrame([_alert("t1", D1, detector="ewma")]))
+    warehouse.write_alerts(D2, pd.DataFrame([_alert("t1b", D2, detector="ewma", continues="t1")]))
+    singles = ["t2", "t3", "f1", "u1", "o1", "n1"]
+    warehouse.write_alerts(
+        D3,
+        pd.DataFrame(
+            [_alert("t1c", D3, detector="ewma", continues="t1b")]
+            + [
+                _alert(a, D3, detector="ewma", street_codes=[f"31010500{k}000"])
+                for k, a in enumerate(singles)
+            ]
+        ),
+    )
+    # Closed through the last alert of the episode; reviewed once, counted once.
+    update_alert(settings, "t1c", status="closed", outcome="true_outbreak")
+    update_alert(settings, "t2", status="closed", outcome="true_outbreak")
+    update_alert(settings, "t3", status="investigating")
+    update_alert(settings, "t3", status="closed", outcome="true_outbreak")
+    update_alert(settings, "f1", status="closed", outcome="false_alarm")
+    update_alert(settings, "u1", status="closed", outcome="undetermined")
+    update_alert(settings, "o1", status="investigating", assignee="张三")
+    return settings
+
+
+def test_ppv_three_true_one_false(reviewed: Settings) -> None:
+    table = detector_outcomes(reviewed)
+    total = table[table["syndrome"] == "all"].iloc[0]
+    assert (total["alerts"], total["episodes"], total["open"]) == (9, 7, 2)
+    counts = (total["true_outbreaks"], total["false_alarms"], total["undetermined"])
+    assert counts == (3, 1, 1)
+    assert total["ppv"] == pytest.approx(0.75)  # undetermined left out: 3 / (3 + 1)
+    # Clopper–Pearson for 3 of 4: P(X >= 3 | p_low) = 0.025 and P(X <= 3 | p_high) = 0.025,
+    # i.e. 4 p^3 (1 - p) + p^4 = 0.025 and 1 - p^4 = 0.025.
+    low, high = total["ppv_low"], total["ppv_high"]
+    assert 4 * low**3 * (1 - low) + low**4 == pytest.approx(0.025)
+    assert high == pytest.approx(0.975**0.25)
+    assert 0.19 < low < 0.20 and low < 0.75 < high
+
+
+def test_ppv_interval_edges() -> None:
+    low, high = ppv_interval([0, 2, 0], [3, 2, 0])
+    # 0 of 3: the upper bound solves (1 - p)^3 = 0.025; 2 of 2: the lower one p^2 = 0.025.
+    assert low[0] == 0.0 and high[0] == pytest.approx(1 - 0.025 ** (1 / 3))
+    assert low[1] == pytest.approx(0.025**0.5) and high[1] == 1.0
+    assert np.isnan(low[2]) and np.isnan(high[2])
+    wider = ppv_interval([3], [4], level=0.99)
+    assert wider[0][0] < 0.194 and wider[1][0] > 0.994
+
+
+def test_closed_on_counts_groups_newly_closed_that_day(settings: Settings) -> None:
+    at = dt.datetime.combine
+    update_alert(settings, "a1", status="investigating", at=at(D2, dt.time(9)))
+    update_alert(settings, "b1", status="closed", outcome="false_alarm", at=at(D2, dt.time(10)))
+    update_alert(settings, "c1", status="closed", outcome="true_outbreak", at=at(D2, dt.time(11)))
+    # Closed through a later alert of the group on D3.
+    update_alert(settings, "a3", status="closed", outcome="true_outbreak", at=at(D3, dt.time(8)))
+    # An outcome corrected, and a re-open + re-close, on D3: both were closed already.
+    update_alert(settings, "c1", outcome="undetermined", at=at(D3, dt.time(9)))
+    update_alert(settings, "b1", status="investigating", at=at(D3, dt.time(9)))
+    update_alert(settings, "b1", status="closed", outcome="false_alarm", at=at(D3, dt.time(10)))
+    history = show_alert(settings, "b1")["history"]
+    assert [h["updated_at"] for h in history][-1] == at(D3, dt.time(10))
+
+    alerts = Warehouse(settings.warehouse_dir).read_table("alerts")
+    reviews = read_reviews(settings.warehouse_dir)
+    assert closed_on(alerts, reviews, D1).empty
+    assert closed_on(alerts, reviews, D2).to_dict("records") == [
+        {"group_id": "b1", "outcome": "false_alarm"},
+        {"group_id": "c1", "outcome": "true_outbreak"},
+    ]
+    assert closed_on(alerts, reviews, D3).to_dict("records") == [
+        {"group_id": "a1", "outcome": "true_outbreak"},
+    ]
 
 
 def test_outcomes_of_an_unreviewed_warehouse(tmp_path: Path) -> None:
+    assert detector_outcomes(Settings(home=tmp_path / "none")).empty
+    assert not (tmp_path / "none").exists()  # reading outcomes creates no warehouse
     assert detector_outcomes(Settings(home=tmp_path)).empty
     assert list_alerts(Settings(home=tmp_path)).empty
+    empty = Warehouse(Settings(home=tmp_path).warehouse_dir)
+    assert closed_on(empty.read_table("alerts"), read_reviews(empty.root), D1).empty
