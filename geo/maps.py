@@ -44,12 +44,17 @@ __all__ = [
     "CJKFont",
     "CJKFontError",
     "MapFormat",
+    "ValueScale",
     "find_cjk_font",
     "render_cluster_map",
     "render_street_map",
 ]
 
 MapFormat = Literal["png", "svg"]
+ValueScale = Literal["zero", "observed"]
+"""Colour scale of a choropleth: from 0 (or the lowest value, if negative) to the highest
+(``zero``), or from the lowest to the highest value drawn (``observed``), which shows the
+differences between streets whose values are all far from 0."""
 SvgText = Literal["path", "text"]
 """SVG text as glyph outlines (``path``: looks the same everywhere) or ``<text>``
 elements naming the font (``text``: searchable, needs the font where it is viewed)."""
@@ -68,6 +73,9 @@ CJK_FAMILIES: tuple[str, ...] = (
 
 BASE_FILL = "#e6e6e6"
 NO_DATA_FILL = "#bdbdbd"
+SUPPRESSED_FILL = "#f2f2f2"
+SUPPRESSED_HATCH = "#7f7f7f"
+"""Suppressed streets: light grey cross-hatched in dark grey, unlike plain grey "no data"."""
 HIGHLIGHT_FILL = "#e4572e"
 """Fill of cluster streets on a map without values (tests look for it in the PNG)."""
 HIGHLIGHT_EDGE = "#7a0019"
@@ -84,6 +92,7 @@ _LEGEND: Mapping[str, str] = {
     "hot": "聚集街道 cluster streets",
     "other": "其他街道 other streets",
     "none": "无数据 no data",
+    "suppressed": "已抑制 suppressed",
 }
 _WIDTH_IN = 8.0
 
@@ -248,8 +257,28 @@ def _layout(
     )
 
 
+def _value_range(numbers: np.ndarray, scale: ValueScale) -> tuple[float, float]:
+    """Ends of the colour scale for the finite ``numbers`` (never an empty interval)."""
+    known = numbers[np.isfinite(numbers)]
+    if not known.size:
+        return 0.0, 1.0
+    low, high = float(known.min()), float(known.max())
+    if scale == "zero":
+        low = min(0.0, low)
+    if high - low < 1e-9:  # one value (or all equal): centre it on the scale
+        pad = 0.05 * abs(high) or 1.0
+        low, high = (low, high + pad) if scale == "zero" else (low - pad, high + pad)
+    return low, high
+
+
 def _draw_streets(
-    fig: Figure, ax: Axes, sheet: _Sheet, values: Mapping[str, float] | None, values_label: str
+    fig: Figure,
+    ax: Axes,
+    sheet: _Sheet,
+    values: Mapping[str, float] | None,
+    values_label: str,
+    scale: ValueScale = "zero",
+    suppressed: Sequence[str] = (),
 ) -> list[Patch]:
     """Fill every street (flat or by value), outline the cluster; return legend entries."""
     handles = []
@@ -264,15 +293,20 @@ def _draw_streets(
     else:
         numbers = np.array([values.get(c, np.nan) for c in sheet.codes], dtype=float)
         known = np.isfinite(numbers)
-        low = min(0.0, numbers[known].min()) if known.any() else 0.0
-        high = max(numbers[known].max(), low + 1e-9) if known.any() else 1.0
-        mappable = ScalarMappable(norm=Normalize(low, high), cmap=mpl.colormaps[CMAP])
+        mappable = ScalarMappable(
+            norm=Normalize(*_value_range(numbers, scale)), cmap=mpl.colormaps[CMAP]
+        )
         rgba = mappable.to_rgba(np.nan_to_num(numbers))
         fill = [to_hex(tuple(c)) if k else NO_DATA_FILL for c, k in zip(rgba, known, strict=True)]
-        if not known.all():
+        if (~known & ~np.isin(sheet.codes, list(suppressed))).any():
             handles.append(Patch(facecolor=NO_DATA_FILL, edgecolor="#999999", label=_LEGEND["none"]))  # fmt: skip
         fig.colorbar(mappable, ax=ax, shrink=0.7, label=values_label)
+    if suppressed:
+        handles.append(Patch(facecolor=SUPPRESSED_FILL, edgecolor="#999999", hatch="xx", hatchcolor=SUPPRESSED_HATCH, label=_LEGEND["suppressed"]))  # fmt: skip
     ax.add_collection(PathCollection(sheet.paths, facecolors=fill, edgecolors="white", linewidths=0.8, zorder=1))  # fmt: skip
+    if suppressed:
+        hidden = [sheet.paths[sheet.codes.index(c)] for c in sheet.codes if c in set(suppressed)]
+        ax.add_collection(PathCollection(hidden, facecolors=SUPPRESSED_FILL, edgecolors="white", linewidths=0.8, hatch="xx", hatchcolor=SUPPRESSED_HATCH, zorder=2))  # fmt: skip
     if sheet.hot:
         hot_paths = [sheet.paths[sheet.codes.index(c)] for c in sheet.hot]
         ax.add_collection(PathCollection(hot_paths, facecolors=face, edgecolors=HIGHLIGHT_EDGE, linewidths=2.0, hatch=hatch, zorder=3))  # fmt: skip
@@ -309,6 +343,8 @@ def render_cluster_map(
     label: bool = True,
     english: bool = False,
     values_label: str = "",
+    scale: ValueScale = "zero",
+    suppressed: Sequence[str] = (),
     focus: Sequence[str] = (),
     note: str | None = None,
     dpi: int = 150,
@@ -339,6 +375,13 @@ def render_cluster_map(
         Add the English name under the Chinese one.
     values_label : str
         Caption of the colour bar.
+    scale : {"zero", "observed"}
+        Colour scale of ``values``: from 0 to the highest value (default), or over the
+        observed range, lowest to highest (see :data:`ValueScale`).
+    suppressed : sequence of str
+        Street codes whose value is withheld (small-count suppression): drawn light grey,
+        cross-hatched, with a legend entry "已抑制 suppressed", never coloured as a value
+        or as "no data". They must not be in ``values``.
     focus : sequence of str
         Zoom to these streets (with a margin) instead of the whole set.
     note : str, optional
@@ -356,13 +399,19 @@ def render_cluster_map(
     Raises
     ------
     ValueError
-        On unknown street codes in ``highlight``, ``values`` or ``focus``, or an unknown
-        format.
+        On unknown street codes in ``highlight``, ``values``, ``suppressed`` or ``focus``,
+        a street both in ``values`` and ``suppressed``, an unknown format or scale.
     CJKFontError
         If no CJK font is installed, or it lacks a glyph of the text.
     """
     codes = area.codes
-    for what, given in (("highlight", highlight), ("values", values or {}), ("focus", focus)):
+    given_sets = (
+        ("highlight", highlight),
+        ("values", values or {}),
+        ("suppressed", suppressed),
+        ("focus", focus),
+    )
+    for what, given in given_sets:
         unknown = sorted(set(given) - set(codes))
         if unknown:
             raise ValueError(
@@ -371,6 +420,11 @@ def render_cluster_map(
     bad_formats = [f for f in formats if f not in get_args(MapFormat)]
     if bad_formats or not formats:
         raise ValueError(f"formats must be among {', '.join(get_args(MapFormat))}: {bad_formats}")
+    both = sorted(set(values or {}) & set(suppressed))
+    if both:
+        raise ValueError(f"streets both in values and suppressed: {', '.join(both[:10])}")
+    if scale not in get_args(ValueScale):
+        raise ValueError(f"scale must be zero or observed, not {scale!r}")
     if svg_text not in _SVG_FONTTYPE:
         raise ValueError(f"svg_text must be path or text, not {svg_text!r}")
 
@@ -396,7 +450,7 @@ def render_cluster_map(
         fig = Figure(figsize=(_WIDTH_IN, height), dpi=dpi, layout="constrained")
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
-        handles = _draw_streets(fig, ax, sheet, values, values_label)
+        handles = _draw_streets(fig, ax, sheet, values, values_label, scale, suppressed)
         _draw_labels(ax, sheet)
         ax.set_xlim(x0, x1)
         ax.set_ylim(y0, y1)

@@ -130,24 +130,52 @@ def shown_tables(tables: list[StatsTable], audience: Audience) -> list[StatsTabl
     return shown
 
 
-def _rate_map(settings: Settings, street: StatsTable, out_dir: Path) -> Path | None:
-    """Choropleth of visits per 10,000 by street (hidden rates drawn as "no data")."""
+@dataclass(frozen=True)
+class _RateMap:
+    """The rate map's image and what its caption says about the colour scale."""
+
+    png: Path
+    lowest: tuple[str, float]
+    """Street name and rate at the bottom of the colour scale."""
+    highest: tuple[str, float]
+    suppressed: int
+    """Streets whose rate is hidden (drawn hatched)."""
+
+
+def _rate_map(settings: Settings, street: StatsTable, out_dir: Path) -> _RateMap | None:
+    """Choropleth of visits per 10,000 by street, coloured over the observed range.
+
+    Rates hidden by suppression (:data:`SMALL`, :data:`COMPLEMENT`) are drawn hatched as
+    "suppressed", missing ones (no population) grey as "no data"; None when the streets
+    are not in the area set.
+    """
     try:
         area = load_area_set(settings.area_set, home=settings.home)
     except ValueError:
         return None
-    rates = pd.to_numeric(street.frame.set_index("street_code")["rate_per_10k"], errors="coerce")
-    values = {c: float(v) for c, v in rates.items() if c in set(area.codes) and np.isfinite(v)}
-    if not values:
+    frame = street.frame[street.frame["street_code"].isin(set(area.codes))]
+    rate = frame["rate_per_10k"]
+    hidden = rate.isin([SMALL, COMPLEMENT]).to_numpy()
+    numbers = pd.to_numeric(rate.where(~hidden), errors="coerce").to_numpy(dtype=float)
+    known = np.isfinite(numbers)
+    if not known.any() and not hidden.any():
         return None
-    return render_cluster_map(
+    values = dict(zip(frame["street_code"][known], numbers[known], strict=True))
+    png = render_cluster_map(
         area,
         values=values,
+        scale="observed",
+        suppressed=list(frame["street_code"][hidden]),
         path=out_dir / "rate_map",
         formats=("png",),
         values_label="就诊人次/每万人 visits per 10,000",
         dpi=110,
     )[0]
+    names = frame["name_zh"].astype(str).to_numpy()
+    order = np.flatnonzero(known)[np.argsort(numbers[known], kind="stable")]
+    ends = [(str(names[i]), float(numbers[i])) for i in (order[:1].tolist() + order[-1:].tolist())]
+    lowest, highest = ends if ends else [("", np.nan), ("", np.nan)]
+    return _RateMap(png, lowest, highest, int(hidden.sum()))
 
 
 def _write_tables(tables: list[StatsTable], xlsx: Path, csv_dir: Path) -> None:
@@ -183,14 +211,15 @@ def _cell(value: object) -> object:
 
 
 def _html(
-    tables: list[StatsTable], period: Period, audience: Audience, map_png: Path | None
+    tables: list[StatsTable], period: Period, audience: Audience, rate_map: _RateMap | None
 ) -> str:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
     )
     image = None
-    if map_png is not None:
-        image = "data:image/png;base64," + base64.b64encode(map_png.read_bytes()).decode("ascii")
+    if rate_map is not None:
+        png = rate_map.png.read_bytes()
+        image = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
     rows = [
         {
             "title": t.title,
@@ -216,6 +245,7 @@ def _html(
         audience_label=_AUDIENCE_LABELS[audience],
         tables=rows,
         map_image=image,
+        rate_map=rate_map,
         small=SMALL,
         complement=COMPLEMENT,
         generated=dt.datetime.now().replace(microsecond=0),
@@ -275,8 +305,8 @@ def render_stats(
     out.mkdir(parents=True, exist_ok=True)
     paths = StatsPaths(out / "stats.html", out / "stats.pdf", out / "stats.xlsx", out / "csv")
     street = next(t for t in tables if t.name == "visits_by_street")
-    map_png = _rate_map(settings, street, out)
-    html = _html(tables, bounds, audience, map_png)
+    rate_map = _rate_map(settings, street, out)
+    html = _html(tables, bounds, audience, rate_map)
     paths.html.write_text(html, encoding="utf-8")
     _write_tables(tables, paths.xlsx, paths.csv_dir)
     from weasyprint import HTML

@@ -25,10 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgb
 from openpyxl import load_workbook
 from PIL import Image
 
 from geo.areas import load_area_set
+from geo.maps import SUPPRESSED_FILL, SUPPRESSED_HATCH, render_cluster_map
 from reports.stats import StatsPaths, build_tables, render_stats, shown_tables
 from reports.stats_suppress import COMPLEMENT, SMALL, suppress_small_counts
 from reports.stats_tables import TOTAL_LABEL, period_of
@@ -423,3 +425,35 @@ def test_pdf_pages_are_not_blank_and_hold_chinese(
         assert (grey < 200).mean() > 0.005, page.name
     text = " ".join(_pdf_tokens(pdf))
     assert "按机构级别的就诊人次" in text and "数据质量评分" in text
+
+
+# -- the rate map ---------------------------------------------------------------------
+
+
+def _colour_count(path: Path, colour: str) -> int:
+    rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    want = np.round(np.asarray(to_rgb(colour)) * 255).astype(int)
+    return int((np.abs(rgb - want) <= 1).all(axis=2).sum())
+
+
+def test_public_map_hatches_suppressed_streets(rendered: dict[str, StatsPaths]) -> None:
+    # streets 2 and 3 (3 and 7 visits) have hidden rates in public outputs only
+    public, internal = (rendered[a].html.parent / "rate_map.png" for a in ("public", "internal"))
+    assert _colour_count(public, SUPPRESSED_FILL) > 5000
+    assert _colour_count(public, SUPPRESSED_HATCH) > 1000
+    assert _colour_count(internal, SUPPRESSED_FILL) < 1000
+    assert _colour_count(internal, SUPPRESSED_HATCH) < 500
+    hatched = "灰色交叉线 = 已抑制 hatched grey = suppressed"
+    assert hatched in rendered["public"].html.read_text(encoding="utf-8")
+    assert hatched not in rendered["internal"].html.read_text(encoding="utf-8")
+
+
+def test_map_suppressed_streets_are_checked(tmp_path: Path) -> None:
+    area = load_area_set("changning")
+    code = area.codes[0]
+    with pytest.raises(ValueError, match="both in values and suppressed"):
+        render_cluster_map(area, values={code: 1.0}, suppressed=[code], path=tmp_path / "m")
+    with pytest.raises(ValueError, match="suppressed: street codes not in area set"):
+        render_cluster_map(area, suppressed=["999"], path=tmp_path / "m")
+    with pytest.raises(ValueError, match="scale must be zero or observed"):
+        render_cluster_map(area, values={code: 1.0}, scale="log", path=tmp_path / "m")  # type: ignore[arg-type]
