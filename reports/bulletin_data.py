@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from reports.lifecycle import OUTCOMES, closed_on
+from reports.volume import usual_daily_visits
 from warehouse.reviews import read_reviews
 from warehouse.store import Warehouse
 
@@ -126,12 +127,10 @@ def _cases(visits: pd.DataFrame, alert: pd.Series, window: tuple[dt.date, dt.dat
 
 def _quality(visits: pd.DataFrame, facilities: pd.DataFrame, day: dt.date) -> pd.DataFrame:
     """Each facility's visits that day against the median of the same weekday before."""
-    same_weekday = [day - dt.timedelta(weeks=k) for k in range(1, WEEKS + 1)]
-    per_day = visits.groupby(["facility_id", "visit_date"]).size()
+    usual = usual_daily_visits(visits, facilities["facility_id"], day, weeks=WEEKS).to_dict()
     rows = []
     for fac in facilities.itertuples(index=False):
-        counts = [int(per_day.get((fac.facility_id, d), 0)) for d in same_weekday]
-        normal = float(np.median(counts))
+        normal = float(usual[fac.facility_id])
         today = visits[(visits["facility_id"] == fac.facility_id) & (visits["visit_date"] == day)]
         n = len(today)
         late = int(((today["updated_at"] - today["visit_time"]) > LATE_AFTER).sum())

@@ -5,6 +5,7 @@ Settings come from the ``[notify]`` section of ``sentinel.toml`` (parsed by
 
     [notify]
     recipients = ["cdc-duty@example.org", "epi@example.org"]
+    operators = ["data-ops@example.org"]   # pipeline failures, late sources; default recipients
     from_address = "sentinel@example.org"
     smtp_host = "smtp.example.org"
     smtp_port = 587
@@ -67,6 +68,10 @@ class NotifySettings:
     ----------
     recipients : tuple of str
         E-mail addresses the bulletin is sent to.
+    operators : tuple of str
+        E-mail addresses of the people who run the pipeline: task failures, late sources,
+        silent facilities, a withheld bulletin (:mod:`sentinel.operations`). Empty: the
+        ``recipients`` get them.
     from_address : str or None
         Sender address; required to send e-mail.
     smtp_host : str or None
@@ -85,6 +90,7 @@ class NotifySettings:
     """
 
     recipients: tuple[str, ...] = ()
+    operators: tuple[str, ...] = ()
     from_address: str | None = None
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -96,6 +102,7 @@ class NotifySettings:
 
 _KEYS = {
     "recipients",
+    "operators",
     "from_address",
     "smtp_host",
     "smtp_port",
@@ -146,11 +153,13 @@ def parse_notify_settings(
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise UsageError(f"[notify] in {where}: unknown key(s) {', '.join(unknown)}")
-    recipients = data.get("recipients", [])
-    if isinstance(recipients, str) or not isinstance(recipients, list):
-        raise UsageError(f"[notify] in {where}: recipients must be a list of addresses")
-    what = f"[notify] recipients in {where}"
-    values: dict[str, Any] = {"recipients": tuple(_address(r, what) for r in recipients)}
+    values: dict[str, Any] = {}
+    for key in ("recipients", "operators"):
+        addresses = data.get(key, [])
+        if isinstance(addresses, str) or not isinstance(addresses, list):
+            raise UsageError(f"[notify] in {where}: {key} must be a list of addresses")
+        what = f"[notify] {key} in {where}"
+        values[key] = tuple(_address(a, what) for a in addresses)
     if "from_address" in data:
         values["from_address"] = _address(data["from_address"], f"[notify] in {where}")
     for key in ("smtp_host", "webhook_url"):

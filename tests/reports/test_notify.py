@@ -5,19 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
-import json
-import socket
-import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pandas as pd
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from reports.notify import (
     NotifyError,
@@ -29,57 +23,23 @@ from reports.notify import (
     send_bulletin_email,
 )
 from sentinel.errors import UsageError
+from tests.servers import (
+    PASSWORD,
+    USER,
+    SmtpServer,
+    WebhookServer,
+    free_port,
+    smtp_server,
+    webhook_server,
+)
 
 DAY = dt.date(2026, 3, 3)
-USER, PASSWORD = "sentinel", "s3cret"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _Inbox:
-    """aiosmtpd handler keeping every message received."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.original_content)))
-        return "250 OK"
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
-    ok = isinstance(data, LoginPassword) and (_text(data.login), _text(data.password)) == (
-        USER,
-        PASSWORD,
-    )
-    # handled=False: let the server answer 535 itself on failure.
-    return AuthResult(success=ok, handled=False)
 
 
 @pytest.fixture
-def smtp() -> Iterator[tuple[_Inbox, int]]:
-    inbox = _Inbox()
-    port = _free_port()
-    controller = Controller(
-        inbox,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=_authenticate,
-        auth_require_tls=False,
-    )
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+def smtp() -> Iterator[SmtpServer]:
+    with smtp_server() as server:
+        yield server
 
 
 def _alerts() -> pd.DataFrame:
@@ -97,10 +57,8 @@ def _alerts() -> pd.DataFrame:
     return pd.DataFrame([base | r for r in rows])
 
 
-def test_bulletin_arrives_with_pdf_and_chinese_subject(
-    smtp: tuple[_Inbox, int], tmp_path: Path
-) -> None:
-    inbox, port = smtp
+def test_bulletin_arrives_with_pdf_and_chinese_subject(smtp: SmtpServer, tmp_path: Path) -> None:
+    port = smtp.port
     pdf = tmp_path / "bulletin-2026-03-03.pdf"
     pdf.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n")
     text, html = compose_alert_summary(
@@ -124,8 +82,8 @@ def test_bulletin_arrives_with_pdf_and_chinese_subject(
         attachments=[pdf],
         environ={"SENTINEL_SMTP_USER": USER, "SENTINEL_SMTP_PASSWORD": PASSWORD},
     )
-    assert len(inbox.messages) == 1
-    rcpt, raw = inbox.messages[0]
+    assert len(smtp.messages) == 1
+    rcpt, raw = smtp.messages[0]
     assert rcpt == ["duty@cdc.example", "epi@cdc.example"]
     got = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(got, EmailMessage)
@@ -146,8 +104,8 @@ def test_bulletin_arrives_with_pdf_and_chinese_subject(
     assert attachment.get_content() == pdf.read_bytes()
 
 
-def test_wrong_password_is_a_clear_error(smtp: tuple[_Inbox, int]) -> None:
-    inbox, port = smtp
+def test_wrong_password_is_a_clear_error(smtp: SmtpServer) -> None:
+    port = smtp.port
     config = NotifySettings(
         recipients=("a@b.example",), from_address="s@b.example", smtp_host="127.0.0.1"
     )
@@ -159,7 +117,7 @@ def test_wrong_password_is_a_clear_error(smtp: tuple[_Inbox, int]) -> None:
             smtp_port=port,
             environ={"SENTINEL_SMTP_USER": USER, "SENTINEL_SMTP_PASSWORD": "wrong"},
         )
-    assert inbox.messages == []
+    assert smtp.messages == []
 
 
 def test_smtp_connection_refused() -> None:
@@ -167,7 +125,7 @@ def test_smtp_connection_refused() -> None:
         recipients=("a@b.example",),
         from_address="s@b.example",
         smtp_host="127.0.0.1",
-        smtp_port=_free_port(),  # nothing listens there any more
+        smtp_port=free_port(),  # nothing listens there any more
         timeout=5,
     )
     with pytest.raises(NotifyError, match=r"cannot reach SMTP server 127\.0\.0\.1:\d+"):
@@ -184,46 +142,17 @@ def test_email_needs_configuration(tmp_path: Path) -> None:
         )
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[str, str, dict[str, Any]]]] = []
-
-    def do_POST(self) -> None:
-        length = int(self.headers["Content-Length"])
-        payload = json.loads(self.rfile.read(length).decode("utf-8"))
-        self.received.append((self.path, self.headers["Content-Type"], payload))
-        if self.path.startswith("/fail"):
-            self.send_error(500, "boom")
-            return
-        answer = {"errcode": 93000, "errmsg": "invalid key"} if "bad" in self.path else {}
-        data = json.dumps(answer or {"errcode": 0, "errmsg": "ok"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def hook() -> Iterator[str]:
-    _Hook.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+def hook() -> Iterator[WebhookServer]:
+    with webhook_server() as server:
+        yield server
 
 
-def test_webhook_receives_markdown_json(hook: str) -> None:
+def test_webhook_receives_markdown_json(hook: WebhookServer) -> None:
     text, _ = compose_alert_summary(_alerts(), DAY, lang="zh")
-    answer = post_webhook(f"{hook}/send?key=TOKEN", markdown_payload(text))
+    answer = post_webhook(f"{hook.url}/send?key=TOKEN", markdown_payload(text))
     assert answer == {"errcode": 0, "errmsg": "ok"}
-    [(path, content_type, payload)] = _Hook.received
+    [(path, content_type, payload)] = hook.received
     assert path == "/send?key=TOKEN"
     assert content_type.startswith("application/json")
     assert payload["msgtype"] == "markdown"
@@ -231,14 +160,14 @@ def test_webhook_receives_markdown_json(hook: str) -> None:
     assert "Top alerts" not in payload["markdown"]["content"]  # lang="zh" only
 
 
-def test_webhook_failures_are_clear_and_hide_the_token(hook: str) -> None:
+def test_webhook_failures_are_clear_and_hide_the_token(hook: WebhookServer) -> None:
     with pytest.raises(NotifyError, match=r"answered HTTP 500") as failed:
-        post_webhook(f"{hook}/fail?key=TOKEN", {"a": 1})
+        post_webhook(f"{hook.url}/fail?key=TOKEN", {"a": 1})
     assert "TOKEN" not in str(failed.value)
     with pytest.raises(NotifyError, match="refused the message: 93000 invalid key"):
-        post_webhook(f"{hook}/bad?key=TOKEN", {"a": 1})
+        post_webhook(f"{hook.url}/bad?key=TOKEN", {"a": 1})
     with pytest.raises(NotifyError, match="cannot reach webhook"):
-        post_webhook(f"http://127.0.0.1:{_free_port()}/x?key=TOKEN", {"a": 1}, timeout=5)
+        post_webhook(f"http://127.0.0.1:{free_port()}/x?key=TOKEN", {"a": 1}, timeout=5)
     with pytest.raises(UsageError, match="http or https"):
         post_webhook("file:///etc/passwd", {"a": 1})
 
