@@ -87,16 +87,27 @@ class HisMapping:
             temperature_item=str(section.get("temperature_item", "T")),
         )
 
-    def queries(self, quote: Callable[[str], str], since: bool) -> tuple[str, str]:
-        """The visit and diagnosis queries, identifiers quoted for the dialect."""
+    def queries(
+        self, quote: Callable[[str], str], since: bool, until: bool = False
+    ) -> tuple[str, str]:
+        """The visit and diagnosis queries, identifiers quoted for the dialect.
+
+        ``until`` adds ``registration.updated_at <= :until``: a prefilter only (a visit
+        whose registration changed after ``until`` changed after it as a whole).
+        """
         t = {k: quote(v) for k, v in self.tables.items()}
         c = {k: quote(v) for k, v in self.columns.items()}
-        changed = (
-            f"WHERE r.{c['registration.updated_at']} > :since"
-            f" OR v.{c['vital.updated_at']} > :since"
-            f" OR r.{c['registration.id']} IN (SELECT {c['diagnosis.registration_id']}"
-            f" FROM {t['diagnoses']} WHERE {c['diagnosis.updated_at']} > :since)"
-        )
+        conditions = []
+        if since:
+            conditions.append(
+                f"(r.{c['registration.updated_at']} > :since"
+                f" OR v.{c['vital.updated_at']} > :since"
+                f" OR r.{c['registration.id']} IN (SELECT {c['diagnosis.registration_id']}"
+                f" FROM {t['diagnoses']} WHERE {c['diagnosis.updated_at']} > :since))"
+            )
+        if until:
+            conditions.append(f"r.{c['registration.updated_at']} <= :until")
+        changed = "WHERE " + " AND ".join(conditions) if conditions else ""
         visits = (
             f"SELECT r.{c['registration.id']} AS reg_id, r.{c['registration.patient_id']} AS patient_id,"
             f" r.{c['registration.facility_id']} AS facility_id, r.{c['registration.visit_type']} AS visit_type,"
@@ -111,14 +122,14 @@ class HisMapping:
             f" JOIN {t['patients']} p ON p.{c['patient.id']} = r.{c['registration.patient_id']}"
             f" LEFT JOIN {t['vital_signs']} v ON v.{c['vital.registration_id']} = r.{c['registration.id']}"
             f" AND v.{c['vital.item_code']} = :temperature_item"
-            f" {changed if since else ''}"
+            f" {changed}"
         )
         diagnoses = (
             f"SELECT d.{c['diagnosis.registration_id']} AS reg_id, d.{c['diagnosis.seq']} AS seq,"
             f" d.{c['diagnosis.code']} AS icd10_code, d.{c['diagnosis.updated_at']} AS updated_at"
             f" FROM {t['diagnoses']} d"
         )
-        if since:
+        if conditions:
             diagnoses += (
                 f" WHERE d.{c['diagnosis.registration_id']} IN (SELECT r.{c['registration.id']}"
                 + (
@@ -168,9 +179,16 @@ def _read_sqlite_arrow(
 
 
 def extract_his_visits(
-    url: str, source: str = "his", since: datetime | None = None, mapping: HisMapping | None = None
+    url: str,
+    source: str = "his",
+    since: datetime | None = None,
+    mapping: HisMapping | None = None,
+    until: datetime | None = None,
 ) -> pd.DataFrame:
     """Read visits (all, or changed after ``since``) from the HIS database at ``url``.
+
+    ``until`` skips visits whose registration changed after it (callers still filter on
+    the returned ``updated_at``, the latest change of any part of the visit).
 
     Returns
     -------
@@ -182,11 +200,13 @@ def extract_his_visits(
     engine = sa.create_engine(url)
     try:
         visit_sql, dx_sql = mapping.queries(
-            engine.dialect.identifier_preparer.quote, since is not None
+            engine.dialect.identifier_preparer.quote, since is not None, until is not None
         )
         params: dict[str, Any] = {"temperature_item": mapping.temperature_item}
         if since is not None:
             params["since"] = since
+        if until is not None:
+            params["until"] = until
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             regs, dx = _read_sqlite_arrow(str(engine.url.database), visit_sql, dx_sql, params)
         else:

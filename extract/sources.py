@@ -60,10 +60,17 @@ def safe_location(kind: SourceKind, location: str) -> str:
         return "<unparseable URL>"
 
 
-def _sql(location: str, since: datetime | None, his_mapping: HisMapping | None = None) -> Extracted:
+def _sql(
+    location: str,
+    since: datetime | None,
+    his_mapping: HisMapping | None = None,
+    until: datetime | None = None,
+) -> Extracted:
     from extract.his import extract_his_visits
 
-    visits = extract_his_visits(location, source="sql", since=since, mapping=his_mapping)
+    visits = extract_his_visits(
+        location, source="sql", since=since, mapping=his_mapping, until=until
+    )
     return Extracted(visits, no_rejections())
 
 
@@ -102,11 +109,13 @@ def extract_source(
     since: datetime | None = None,
     *,
     his_mapping: HisMapping | None = None,
+    until: datetime | None = None,
 ) -> Extracted:
     """Pull raw visits (changed after ``since`` where the kind supports it).
 
-    ``his_mapping`` names the tables and columns of a HIS database (``sql`` sources).
+    ``his_mapping`` names the tables and columns of a HIS database (``sql`` sources);
+    ``until`` lets a ``sql`` source skip visits registered-changed after it.
     """
     if kind == "sql":
-        return _sql(location, since, his_mapping)
+        return _sql(location, since, his_mapping, until)
     return EXTRACTORS[kind](location, since)

@@ -18,6 +18,7 @@ from rich.table import Table
 from geo.areas import AreaSet
 from sentinel.console import console, progress_bar, simulate_with_progress
 from sentinel.logs import configure_logging, log_event
+from sentinel.pipeline import load_reference
 from sentinel.settings import Settings
 from sentinel.simulator.run import SimulationOptions, load_area
 
@@ -46,11 +47,7 @@ def run_demo(settings: Settings, days: int = 365, seed: int = 0) -> None:
     console.rule("[bold]2 · Extract, de-identify and load into the warehouse")
     area = load_area("district", seed)
     wh = Warehouse(settings.warehouse_dir)
-    wh.replace_table("streets", _streets_table(area))
-    wh.replace_table(
-        "facilities",
-        area.facilities[["facility_id", "name_zh", "name_en", "level", "kind", "street_code"]],
-    )
+    load_reference(settings, area)
     key = settings.hmac_key.encode() if settings.hmac_key else DEMO_HMAC_KEY
     his = sources / "his.sqlite"
     with progress_bar() as bar:
@@ -100,19 +97,6 @@ def run_demo(settings: Settings, days: int = 365, seed: int = 0) -> None:
         _bulletin_outbreaks(settings, sources, max(loaded))
     _print_places(settings, sources, bulletin)
     log_event(log, "demo_finished", visits=result.loaded, warehouse=settings.warehouse_dir)
-
-
-def _streets_table(area: AreaSet) -> pd.DataFrame:
-    s = area.streets
-    return pd.DataFrame(
-        {
-            "street_code": s["street_code"].to_numpy(),
-            "name_zh": s["name_zh"].to_numpy(),
-            "name_en": s["name_en"].to_numpy(),
-            "population": s["population"].to_numpy(),
-            "geometry_wkt": s.geometry.to_wkt().to_numpy(),
-        }
-    )
 
 
 def _print_syndromes(settings: Settings) -> None:
@@ -337,9 +321,7 @@ def _bulletin_outbreaks(settings: Settings, sources: Path, day: dt.date) -> None
             f"Injected outbreak {o.outbreak_id} ({o.syndrome}, under way on {day}): {shown} "
             f"({o.alerts} of its {len(alerts)} alerts)."
         )
-    log_event(
-        log, "demo_bulletin_outbreaks", day=day, running=len(running), shown=score.detected
-    )
+    log_event(log, "demo_bulletin_outbreaks", day=day, running=len(running), shown=score.detected)
 
 
 def _print_places(settings: Settings, sources: Path, bulletin: Path | None = None) -> None:

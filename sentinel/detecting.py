@@ -30,6 +30,7 @@ from sentinel.errors import UsageError
 from sentinel.logs import log_event
 from sentinel.settings import Settings
 from sentinel.timeseries import SeriesTable, load_series, open_analysis
+from warehouse.store import Warehouse
 
 log = logging.getLogger("sentinel.detect")
 
@@ -184,7 +185,26 @@ def detect_warehouse(
     the same alerts as one run per day). Each day's alerts replace that day's earlier ones;
     an alert found again keeps its ``created_at`` and ``status``.
     """
+    frames, summary = compute_alerts(settings, first_day, last_day, now=now)
+    # The space-time scan's alerts of these days are its own to replace.
+    Warehouse(settings.warehouse_dir).write_alerts_days(frames, replace=is_temporal)
+    return summary
 
+
+def compute_alerts(
+    settings: Settings,
+    first_day: dt.date,
+    last_day: dt.date | None = None,
+    *,
+    street_prefixes: Sequence[str] | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[dict[dt.date, pd.DataFrame], DetectionSummary]:
+    """The temporal alerts of each day of ``first_day … last_day``, without storing them.
+
+    ``street_prefixes`` limits the series to streets whose code starts with one of them
+    (a shard of a city: the districts' 6-digit prefixes). Series are independent, so the
+    shards' alerts together are the alerts of one run over every street.
+    """
     wh, last_day = open_analysis(settings.warehouse_dir, first_day, last_day)
     cfg = settings.detect
     table = load_series(
@@ -193,14 +213,13 @@ def detect_warehouse(
         last_day,
         age_groups=cfg.age_groups,
         age_min_daily=cfg.age_group_min_daily,
+        street_prefixes=street_prefixes,
     )
     days = [d.date() for d in pd.date_range(first_day, last_day, freq="D")]
     at = np.arange(table.n_days - len(days), table.n_days)
     alerts, used = _run_detectors(table, cfg, at)
     created = now or dt.datetime.now().replace(microsecond=0)
     frames = _alert_frames(alerts, days, wh, created)
-    # The space-time scan's alerts of these days are its own to replace.
-    wh.write_alerts_days(frames, replace=is_temporal)
     every = pd.concat([f for f in frames.values()], ignore_index=True) if frames else pd.DataFrame()
     log_event(
         log,
@@ -211,8 +230,9 @@ def detect_warehouse(
         alerts=len(every),
         missing_days=len(table.missing_days),
         methods=";".join(f"{k}:{v}" for k, v in sorted(used.items())),
+        shard=",".join(street_prefixes) if street_prefixes else "all",
     )
-    return DetectionSummary(days, table.n_series, every, used, table.missing_days)
+    return frames, DetectionSummary(days, table.n_series, every, used, table.missing_days)
 
 
 def _run_detectors(

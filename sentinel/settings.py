@@ -16,6 +16,7 @@ from pathlib import Path
 from reports.notify import NotifySettings, parse_notify_settings
 from sentinel.detect_settings import DetectSettings, parse_detect_settings
 from sentinel.errors import UsageError
+from sentinel.pipeline_settings import PipelineSettings, parse_pipeline_settings
 from sentinel.scan_settings import ScanSettings, parse_scan_settings
 
 DEFAULT_HOME = Path(".sentinel")
@@ -50,6 +51,8 @@ class Settings:
     """The ``[scan]`` section: the nightly space-time scan."""
     notify: NotifySettings = field(default_factory=NotifySettings)
     """The ``[notify]`` section: bulletin e-mail and webhook (secrets from the environment)."""
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    """The ``[pipeline]`` section: sources and timing of the Airflow DAGs."""
 
     @property
     def warehouse_dir(self) -> Path:
@@ -89,11 +92,11 @@ def load_settings(home: Path | None = None, environ: dict[str, str] | None = Non
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read settings file {file}: {exc}") from exc
-        known = {"area_set", "timezone", "his", "detect", "scan", "notify"}
+        known = {"area_set", "timezone", "his", "detect", "scan", "notify", "pipeline"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise UsageError(f"unknown setting(s) in {file}: {', '.join(unknown)}")
-        tables = ("his", "detect", "scan", "notify")
+        tables = ("his", "detect", "scan", "notify", "pipeline")
         values.update({k: str(v) for k, v in data.items() if k not in tables})
         if "his" in data:
             if not isinstance(data["his"], dict):
@@ -107,6 +110,10 @@ def load_settings(home: Path | None = None, environ: dict[str, str] | None = Non
             if not isinstance(data["scan"], dict):
                 raise UsageError(f"[scan] in {file} must be a table")
             values["scan"] = parse_scan_settings(data["scan"], str(file))
+        if "pipeline" in data:
+            if not isinstance(data["pipeline"], dict):
+                raise UsageError(f"[pipeline] in {file} must be a table")
+            values["pipeline"] = parse_pipeline_settings(data["pipeline"], str(file))
         notify = data.get("notify", {})
         if not isinstance(notify, dict):
             raise UsageError(f"[notify] in {file} must be a table")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,30 +72,41 @@ def load_series(
     *,
     age_groups: bool = True,
     age_min_daily: float = 0.0,
+    street_prefixes: Sequence[str] | None = None,
 ) -> SeriesTable:
     """Read the daily series of ``first … last`` (dates after ``last`` are never read).
 
     The calendar starts at the later of ``first`` and the first loaded day. Street ×
     syndrome series come from ``syndrome_daily``; with ``age_groups``, street × syndrome ×
     age-group series from ``syndrome_age_daily`` are added where their mean daily count
-    over the period reaches ``age_min_daily``.
+    over the period reaches ``age_min_daily``. ``street_prefixes`` keeps only streets whose
+    code starts with one of them (a shard).
     """
     loaded = [d for d in wh.partition_dates("syndrome_daily") if first <= d <= last]
     start = loaded[0] if loaded else last
     dates = pd.date_range(start, last, freq="D")
     present = set(loaded)
     missing = [d.date() for d in dates if d.date() not in present]
-    daily = wh.read_dates("syndrome_daily", start, last).to_pandas()
+    daily = _in_shard(wh.read_dates("syndrome_daily", start, last).to_pandas(), street_prefixes)
     keys, counts = _pivot(daily, ["street_code", "syndrome"], dates)
     keys["age_group"] = None
     if age_groups:
-        aged = wh.read_dates("syndrome_age_daily", start, last).to_pandas()
+        aged = _in_shard(
+            wh.read_dates("syndrome_age_daily", start, last).to_pandas(), street_prefixes
+        )
         age_keys, age_counts = _pivot(aged, ["street_code", "syndrome", "age_group"], dates)
         keep = age_counts.mean(axis=1) >= age_min_daily if len(dates) else np.zeros(0, bool)
         keys = pd.concat([keys, age_keys[keep]], ignore_index=True)
         counts = np.concatenate([counts, age_counts[keep]], axis=0)
     keys = keys[["street_code", "syndrome", "age_group"]].astype(object)
     return SeriesTable(dates, keys.reset_index(drop=True), counts, missing)
+
+
+def _in_shard(rows: pd.DataFrame, prefixes: Sequence[str] | None) -> pd.DataFrame:
+    if prefixes is None:
+        return rows
+    keep = rows["street_code"].astype(str).str.startswith(tuple(prefixes))
+    return rows[keep.to_numpy(dtype=bool)].reset_index(drop=True)
 
 
 def _pivot(

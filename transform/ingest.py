@@ -56,6 +56,7 @@ def ingest_raw_visits(
     definitions: Definitions | None = None,
     workers: int = 2,
     parallel_from: int = 200_000,
+    batch_id: str | None = None,
 ) -> IngestResult:
     """De-identify ``raw`` and upsert it into ``warehouse`` as one logged batch.
 
@@ -65,10 +66,12 @@ def ingest_raw_visits(
     syndromes with ``definitions`` (default: the current version shipped with Sentinel),
     and ``syndrome_daily`` is rebuilt for every date the batch touched. Batches of at
     least ``parallel_from`` rows are validated, de-identified and classified in
-    ``workers`` processes.
+    ``workers`` processes. ``batch_id`` names the batch (default: a random id); a
+    scheduled pull gives one derived from its source and window, so running it again
+    replaces its own log row and quarantine instead of adding a second batch.
     """
     definitions = definitions or default_definitions()
-    batch_id = uuid.uuid4().hex
+    batch_id = batch_id or uuid.uuid4().hex
     started = datetime.now()
     try:
         prepared = prepare_batch(
