@@ -62,9 +62,11 @@ def settings() -> Any:
 
     from airflow.sdk import Variable
 
+    from sentinel.logs import configure_logging
     from sentinel.settings import load_settings
 
     base = load_settings()
+    configure_logging(base.logs_dir)  # Sentinel's own log beside Airflow's task logs
     key = Variable.get("sentinel_hmac_key", default=None)
     return replace(base, hmac_key=key) if key else base
 

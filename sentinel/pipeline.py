@@ -380,7 +380,7 @@ def send_day_bulletin(settings: Settings, day: dt.date, pdf: str | None) -> dict
 
     marker = settings.home / "state" / "sent" / f"{day.isoformat()}.json"
     if marker.is_file():
-        return {"date": day.isoformat(), "sent": json.loads(marker.read_text()), "again": False}
+        return {"date": day.isoformat(), "sent": json.loads(marker.read_text()), "again": True}
     notify = settings.notify
     done = deliver_bulletin(
         settings,
@@ -389,8 +389,9 @@ def send_day_bulletin(settings: Settings, day: dt.date, pdf: str | None) -> dict
         email=bool(notify.recipients and notify.smtp_host),
         webhook=bool(notify.webhook_url),
     )
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps(done))
+    if done:  # nothing configured: nothing to remember, a later run with settings sends
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(done))
     return {"date": day.isoformat(), "sent": done, "again": False}
 
 

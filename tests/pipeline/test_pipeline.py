@@ -163,6 +163,7 @@ def test_detection_shards_together_equal_one_run(loaded: Settings) -> None:
     whole = pd.read_parquet(detect_shard(loaded, day, "all"))
     assert len(whole) > 0
     assert sorted(parts["alert_id"]) == sorted(whole["alert_id"])
+
     def same(frame: pd.DataFrame) -> pd.DataFrame:
         frame = frame.drop(columns="created_at").sort_values("alert_id").reset_index(drop=True)
         return frame.astype({"age_group": object}).where(frame.notna(), None)
