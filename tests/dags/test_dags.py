@@ -204,3 +204,65 @@ def test_dags_run_on_simulated_sources_and_rerun_changes_nothing(
     assert any("hourly_pulled" in t for t in texts) and any("alerts_published" in t for t in texts)
     leaked = {v for v in planted for t in texts if v in t}
     assert not leaked, f"{len(leaked)} identifiers in logs"
+
+
+def test_a_day_failing_the_quality_gate_withholds_the_bulletin_and_tells_operators(
+    airflow_env: dict[str, str], tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    from sentinel.pipeline import ingest_window, load_reference
+    from sentinel.settings import load_settings
+    from tests.servers import smtp_server
+    from transform.ingest import default_definitions
+    from warehouse.store import Warehouse
+
+    home = tmp_path / "sentinel"
+    home.mkdir()
+    sources = tmp_path / "sources"
+    simulate(SimulationOptions(out=sources, days=40, formats=("his",)))
+    with smtp_server() as smtp:
+        (home / "sentinel.toml").write_text(
+            "[notify]\n"
+            f'operators = ["oncall@cdc.example"]\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp.port}\n'
+            'from_address = "sentinel@cdc.example"\n\n'
+            '[pipeline]\n[[pipeline.sources]]\nname = "his"\nkind = "sql"\n'
+            f'location = "sqlite:///{sources / "his.sqlite"}"\n',
+            encoding="utf-8",
+        )
+        from dataclasses import replace
+
+        settings = replace(load_settings(home, environ={}), hmac_key="k")
+        load_reference(settings)
+        ingest_window(settings, "his", dt.datetime(2024, 12, 1), dt.datetime(2025, 2, 12))
+        # most facilities fall silent on the day: keep two facilities' visits only
+        (part,) = (home / "warehouse" / "visits" / f"visit_date={DAY}").glob("*.parquet")
+        table = pq.read_table(part)
+        keep = sorted(set(table.column("facility_id").to_pylist()))[:2]
+        rows = [f in keep for f in table.column("facility_id").to_pylist()]
+        pq.write_table(table.filter(rows), part)
+        Warehouse(settings.warehouse_dir).rebuild_syndrome_daily(
+            [DAY], default_definitions().syndrome_names
+        )
+        env = airflow_env | {
+            "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+            "SENTINEL_HOME": str(home),
+            "SENTINEL_DAG_RETRIES": "0",
+            "SENTINEL_HMAC_KEY": "k",
+        }
+        (run,) = _runs(
+            env, [("detect_nightly", "2025-02-09T19:00:00+00:00", {"day": DAY.isoformat()})], []
+        )
+    states = {task: state for task, _, state in run["tasks"]}
+    assert run["state"] == "failed"
+    assert states["publish"] == states["scan"] == "success"  # alerts are still stored
+    assert states["bulletin"] == "failed" and states["send"] == "upstream_failed"
+    report = home / "reports" / DAY.isoformat()
+    assert not (report / "bulletin.html").exists()
+    notice = (report / "WITHHELD.txt").read_text(encoding="utf-8")
+    assert "withheld" in notice and "facilit" in notice
+    mails = [smtp.parsed(i) for i in range(len(smtp.messages))]
+    assert mails, "the operators got no e-mail"
+    body = "\n".join(m.get_body(("plain",)).get_content() for m in mails)  # type: ignore[union-attr]
+    assert "detect_nightly" in body and "bulletin" in body and "withheld" in body
+    assert all(m["To"] == "oncall@cdc.example" for m in mails)
