@@ -1,7 +1,8 @@
 """
 ### reconcile_nightly
 
-At 02:00 (Asia/Shanghai) each night: re-pull the last `reconcile_days` (setting, default
+At 04:00 (Asia/Shanghai) each night, after the facilities that upload in a nightly batch
+(around 02:00) have delivered: re-pull the last `reconcile_days` (setting, default
 7) of changes from every source, to catch records that arrived late or were corrected
 after the hourly pulls. One mapped task per source; what changed (new and replaced visits
 per visit date) is logged. Then emits the asset `sentinel_reconciled` with the analysis
@@ -31,7 +32,7 @@ from sentinel.orchestration import (
 
 @dag(
     dag_id="reconcile_nightly",
-    schedule=CronTriggerTimetable("0 2 * * *", timezone=TIMEZONE, interval=dt.timedelta(days=1)),
+    schedule=CronTriggerTimetable("0 4 * * *", timezone=TIMEZONE, interval=dt.timedelta(days=1)),
     start_date=START,
     catchup=False,
     max_active_runs=1,

@@ -115,8 +115,25 @@ def simulate(
 def demo(
     days: Annotated[int, typer.Option("--days", help="Days to simulate.")] = 365,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the simulated district.")] = 0,
+    airflow: Annotated[
+        bool,
+        typer.Option(
+            "--airflow",
+            help="Run the real Airflow DAGs with dag.test() instead (default --days 60 then).",
+        ),
+    ] = False,
+    detect_days: Annotated[
+        int, typer.Option("--detect-days", help="--airflow: nightly detection runs at the end.")
+    ] = 3,
 ) -> None:
     """Simulate a district and run the pipeline end to end on embedded defaults; print where outputs are."""
+    if airflow:
+        from sentinel.airflow_demo import run_airflow_demo
+
+        run_airflow_demo(
+            state.settings, days=60 if days == 365 else days, seed=seed, detect_days=detect_days
+        )
+        return
     from sentinel.demo import run_demo
 
     run_demo(state.settings, days=days, seed=seed)

@@ -92,7 +92,7 @@ def _runs(
     env: dict[str, str], runs: list[tuple[str, str, dict[str, str] | None]], out: list[str]
 ) -> list[dict]:
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("run_dags.py")), json.dumps(runs)],
+        [sys.executable, "-m", "sentinel.dag_runner", json.dumps(runs)],
         env=env,
         capture_output=True,
         text=True,
@@ -158,8 +158,8 @@ def test_dags_run_on_simulated_sources_and_rerun_changes_nothing(
     )
     runs: list[tuple[str, str, dict[str, str] | None]] = [
         ("ingest_hourly", "2025-02-09T02:00:00+00:00", None),  # 10:00-11:00 in Shanghai
-        ("reconcile_nightly", "2025-02-09T18:00:00+00:00", None),  # 02:00 on 02-10
-        ("detect_nightly", "2025-02-09T19:00:00+00:00", {"day": DAY.isoformat()}),
+        ("reconcile_nightly", "2025-02-09T20:00:00+00:00", None),  # 04:00 on 02-10
+        ("detect_nightly", "2025-02-09T21:00:00+00:00", {"day": DAY.isoformat()}),
     ]
     printed: list[str] = []
     first = _runs(env, runs, printed)
@@ -251,7 +251,7 @@ def test_a_day_failing_the_quality_gate_withholds_the_bulletin_and_tells_operato
             "SENTINEL_HMAC_KEY": "k",
         }
         (run,) = _runs(
-            env, [("detect_nightly", "2025-02-09T19:00:00+00:00", {"day": DAY.isoformat()})], []
+            env, [("detect_nightly", "2025-02-09T21:00:00+00:00", {"day": DAY.isoformat()})], []
         )
     states = {task: state for task, _, state in run["tasks"]}
     assert run["state"] == "failed"
@@ -266,3 +266,19 @@ def test_a_day_failing_the_quality_gate_withholds_the_bulletin_and_tells_operato
     body = "\n".join(m.get_body(("plain",)).get_content() for m in mails)  # type: ignore[union-attr]
     assert "detect_nightly" in body and "bulletin" in body and "withheld" in body
     assert all(m["To"] == "oncall@cdc.example" for m in mails)
+
+
+def test_demo_runs_the_dags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sentinel.cli import main
+
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "demo", "--airflow", "--days", "10"]) == 2
+    assert "at least 30 days" in capsys.readouterr().err
+    code = main(["--home", str(home), "demo", "--airflow", "--days", "30", "--detect-days", "1"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 0, out[-2000:]
+    for dag_id in EXPECTED:
+        assert f"{dag_id} │" in out
+    assert "failed" not in out
+    assert (home / "reports" / "2025-01-30" / "bulletin.pdf").is_file()
+    assert list((home / "reports" / "stats").glob("week-2025-01-30-*/stats.html"))

@@ -1,7 +1,9 @@
-"""Run DAGs with ``dag.test()`` in one process: ``python run_dags.py '[[dag_id, logical, conf], …]'``.
+"""Run DAGs with ``dag.test()`` in one process: ``python -m sentinel.dag_runner '[[dag_id, logical, conf], …]'``.
 
-Prints one JSON line per run: dag id, logical date, final state and each task instance's
-state (mapped ones with their map index). Airflow is imported once for all the runs.
+Prints one ``RESULT {json}`` line per run: dag id, logical date, final state and each task
+instance's state (mapped ones with their map index). Airflow is imported once for all the
+runs. Used by ``sentinel demo --airflow`` and the DAG tests; the environment says which
+Airflow (``AIRFLOW_HOME``, ``AIRFLOW__CORE__DAGS_FOLDER``) and which Sentinel home.
 """
 
 from __future__ import annotations
