@@ -36,6 +36,7 @@ import pandas as pd
 
 from sentinel.errors import UsageError
 from sentinel.settings import Settings
+from transform.scrub import scrub_text
 from warehouse.reviews import append_review, read_reviews
 from warehouse.store import Warehouse
 
@@ -379,7 +380,8 @@ def update_alert(
         "status": after,
         "outcome": outcome or _plain(kept_outcome),
         "assignee": assignee if assignee is not None else _plain(current.get("assignee")),
-        "note": note,
+        # free text: ID numbers, phone numbers and e-mail addresses typed in are removed
+        "note": scrub_text(note) if note else note,
         "updated_by": user,
         "updated_at": at,
     }

@@ -288,3 +288,14 @@ def test_outcomes_of_an_unreviewed_warehouse(tmp_path: Path) -> None:
     assert list_alerts(Settings(home=tmp_path)).empty
     empty = Warehouse(Settings(home=tmp_path).warehouse_dir)
     assert closed_on(empty.read_table("alerts"), read_reviews(empty.root), D1).empty
+
+
+def test_identifiers_typed_into_a_note_are_removed(settings: Settings) -> None:
+    update_alert(
+        settings, "b1", status="investigating", note="家长电话13812345678，身份证310105201503120011"
+    )
+    (note,) = [n for n in list_alerts(settings)["note"].dropna() if "家长" in n]
+    assert "13812345678" not in note and "310105201503120011" not in note
+    assert "[已删除]" in note
+    stored = (settings.warehouse_dir / "alert_reviews").rglob("*.parquet")
+    assert not any(b"13812345678" in p.read_bytes() for p in stored)
