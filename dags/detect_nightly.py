@@ -22,7 +22,14 @@ from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 
-from sentinel.orchestration import DEFAULT_ARGS, RECONCILED, START, analysis_day, settings
+from sentinel.orchestration import (
+    DEFAULT_ARGS,
+    RECONCILED,
+    START,
+    WAREHOUSE_POOL,
+    analysis_day,
+    settings,
+)
 
 
 def _day() -> Any:
@@ -56,7 +63,7 @@ def detect_nightly() -> None:
             "redo": days_to_redo(settings(), day, dates),
         }
 
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def rebuild(p: dict[str, Any]) -> list[str]:
         from sentinel.pipeline import rebuild_daily
 
@@ -75,19 +82,19 @@ def detect_nightly() -> None:
         get_current_context()["shard"] = shard  # type: ignore[typeddict-unknown-key]
         return detect_shard(settings(), _day(), shard)
 
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def publish(staged: list[str]) -> dict[str, Any]:
         from sentinel.pipeline import publish_alerts
 
         return publish_alerts(settings(), _day(), list(staged))
 
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def scan() -> dict[str, Any]:
         from sentinel.pipeline import scan_day
 
         return scan_day(settings(), _day())
 
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def redo(p: dict[str, Any]) -> dict[str, Any]:
         from sentinel.pipeline import mark_analysed, redo_days
 

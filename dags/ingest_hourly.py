@@ -22,7 +22,15 @@ from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
-from sentinel.orchestration import DEFAULT_ARGS, START, TIMEZONE, VISITS, connection_uri, settings
+from sentinel.orchestration import (
+    DEFAULT_ARGS,
+    START,
+    TIMEZONE,
+    VISITS,
+    WAREHOUSE_POOL,
+    connection_uri,
+    settings,
+)
 
 
 @dag(
@@ -36,14 +44,14 @@ from sentinel.orchestration import DEFAULT_ARGS, START, TIMEZONE, VISITS, connec
     doc_md=__doc__,
 )
 def ingest_hourly() -> None:
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def sources() -> list[str]:
         from sentinel.pipeline import load_reference, source_names
 
         load_reference(settings())  # streets and facilities of the area set
         return source_names(settings())
 
-    @task(map_index_template="{{ source_name }}")
+    @task(map_index_template="{{ source_name }}", pool=WAREHOUSE_POOL)
     def pull(name: str) -> dict[str, Any]:
         from sentinel.pipeline import ingest_window
 

@@ -24,6 +24,7 @@ from sentinel.orchestration import (
     RECONCILED,
     START,
     TIMEZONE,
+    WAREHOUSE_POOL,
     analysis_day,
     connection_uri,
     settings,
@@ -47,7 +48,7 @@ def reconcile_nightly() -> None:
 
         return source_names(settings())
 
-    @task(map_index_template="{{ source_name }}")
+    @task(map_index_template="{{ source_name }}", pool=WAREHOUSE_POOL)
     def repull(name: str) -> dict[str, Any]:
         from sentinel.pipeline import reconcile_source
 

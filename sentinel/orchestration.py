@@ -39,6 +39,11 @@ def on_failure(context: dict[str, Any]) -> None:
         log.warning("failure notification not delivered: %s", exc)
 
 
+WAREHOUSE_POOL = os.environ.get("SENTINEL_WAREHOUSE_POOL", "default_pool")
+"""Pool of the tasks that write the warehouse. On one machine (or a shared disk whose
+``flock`` works) the warehouse's writer lock serialises writes and the default pool is
+fine; with the warehouse on NFS create a pool of 1 slot and name it here."""
+
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "sentinel-data-engineering",
     # SENTINEL_DAG_RETRIES=0 for tests and debugging: a failure shows at once
