@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format clean airflow
 
 install: $(STAMP)
 
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml constraints.txt scripts/system-packages
 
 demo: install
 	$(BIN)/sentinel demo
+
+# Airflow 3 standalone on a simulated district, UI at http://127.0.0.1:8080 (docs/operations.md)
+airflow: install
+	scripts/airflow-standalone
 
 test: install
 	$(BIN)/pytest -n 2 --dist loadfile

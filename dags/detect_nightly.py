@@ -28,6 +28,7 @@ from sentinel.orchestration import (
     START,
     WAREHOUSE_POOL,
     analysis_day,
+    event_days,
     settings,
 )
 
@@ -57,10 +58,13 @@ def detect_nightly() -> None:
         for events in (ctx.get("triggering_asset_events") or {}).values():
             for event in events:
                 dates += list((getattr(event, "extra", None) or {}).get("dates", []))
+        # several reconciliations may trigger one run: the latest day is analysed here,
+        # the earlier ones are analysed again by `redo`
+        earlier = [d.isoformat() for d in event_days(ctx) if d < day]
         return {
             "day": day.isoformat(),
-            "rebuild": sorted({day.isoformat(), *dates}),
-            "redo": days_to_redo(settings(), day, dates),
+            "rebuild": sorted({day.isoformat(), *dates, *earlier}),
+            "redo": sorted({*days_to_redo(settings(), day, dates), *earlier}),
         }
 
     @task(pool=WAREHOUSE_POOL)

@@ -226,7 +226,7 @@ def extract_his_visits(
         [
             pd.to_datetime(regs["reg_updated_at"]),
             pd.to_datetime(regs["vital_updated_at"]),
-            regs["reg_id"].map(dx_updated),
+            pd.to_datetime(regs["reg_id"].map(dx_updated.to_dict())),
         ],
         axis=1,
     ).max(axis=1)

@@ -83,22 +83,30 @@ def connection_uri(conn_id: str) -> str:
     return str(Connection.get(conn_id).get_uri())
 
 
+def event_days(context: dict[str, Any]) -> list[dt.date]:
+    """The days named by the run's triggering asset events (``extra["day"]``), sorted."""
+    days = set()
+    for asset_events in (context.get("triggering_asset_events") or {}).values():
+        for event in asset_events:
+            extra = getattr(event, "extra", None) or {}
+            if extra.get("day"):
+                days.add(dt.date.fromisoformat(str(extra["day"])))
+    return sorted(days)
+
+
 def analysis_day(context: dict[str, Any], default_offset_days: int = 1) -> dt.date:
     """The day a nightly run analyses.
 
-    ``day`` in the run's conf wins (manual runs, ``dag.test``); then the day of the
-    triggering asset event; then the local date of the data interval's end minus
+    ``day`` in the run's conf wins (manual runs, ``dag.test``); then the latest day of the
+    triggering asset events (several reconciliations may trigger one run); then the local date of the data interval's end minus
     ``default_offset_days``.
     """
     conf = (context.get("dag_run") and context["dag_run"].conf) or {}
     if conf.get("day"):
         return dt.date.fromisoformat(str(conf["day"]))
-    events = context.get("triggering_asset_events") or {}
-    for asset_events in events.values():
-        for event in reversed(list(asset_events)):
-            extra = getattr(event, "extra", None) or {}
-            if extra.get("day"):
-                return dt.date.fromisoformat(str(extra["day"]))
+    days = event_days(context)
+    if days:
+        return max(days)
     end = context.get("data_interval_end") or context.get("logical_date")
     if end is None:
         raise ValueError("no analysis day: give conf {'day': 'YYYY-MM-DD'}")

@@ -206,6 +206,28 @@ def ingest_window(
     return out
 
 
+def ingest_windows(
+    home: Path,
+    name: str,
+    windows: Sequence[tuple[dt.datetime, dt.datetime]],
+    *,
+    hmac_key: str | None = None,
+) -> list[dict[str, Any]]:
+    """Pull source ``name`` of the Sentinel home ``home`` for each window in turn.
+
+    A backfill outside Airflow; takes plain values so it can run in another process.
+    The key defaults to the home's settings (``SENTINEL_HMAC_KEY``).
+    """
+    from dataclasses import replace
+
+    from sentinel.settings import load_settings
+
+    settings = load_settings(home)
+    if hmac_key:
+        settings = replace(settings, hmac_key=hmac_key)
+    return [ingest_window(settings, name, a, b) for a, b in windows]
+
+
 def reconcile_source(
     settings: Settings, name: str, end: dt.datetime, *, lookup: ConnectionLookup | None = None
 ) -> dict[str, Any]:

@@ -282,3 +282,24 @@ def test_demo_runs_the_dags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "failed" not in out
     assert (home / "reports" / "2025-01-30" / "bulletin.pdf").is_file()
     assert list((home / "reports" / "stats").glob("week-2025-01-30-*/stats.html"))
+
+
+def test_the_analysis_day_comes_from_conf_then_the_latest_event_then_the_interval() -> None:
+    from types import SimpleNamespace
+
+    from sentinel.orchestration import analysis_day, event_days
+
+    def event(day: str) -> SimpleNamespace:
+        return SimpleNamespace(extra={"day": day, "dates": []})
+
+    piled = {"asset": [event("2025-01-02"), event("2025-01-01"), SimpleNamespace(extra=None)]}
+    context: dict[str, object] = {"triggering_asset_events": piled}
+    assert event_days(context) == [dt.date(2025, 1, 1), dt.date(2025, 1, 2)]
+    assert analysis_day(context) == dt.date(2025, 1, 2)
+    context["dag_run"] = SimpleNamespace(conf={"day": "2024-12-31"})
+    assert analysis_day(context) == dt.date(2024, 12, 31)
+    # 20:00 UTC is 04:00 the next day in Shanghai: the day before that is analysed
+    end = dt.datetime(2025, 1, 3, 20, tzinfo=dt.UTC)
+    assert analysis_day({"data_interval_end": end}) == dt.date(2025, 1, 3)
+    with pytest.raises(ValueError, match="no analysis day"):
+        analysis_day({})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from sentinel.pipeline import (
     batch_key,
     detect_shard,
     ingest_window,
+    ingest_windows,
     load_reference,
     publish_alerts,
     sqlalchemy_url,
@@ -131,14 +134,23 @@ def _content(root: Path) -> dict[str, pd.DataFrame]:
 
 
 def test_backfill_over_14_days_equals_the_hourly_runs(tmp_path: Path, his: Path) -> None:
-    """Hourly runs in order, and a backfill running the same hours newest first, agree."""
+    """Hourly runs in order, and a backfill running the same hours newest first, agree.
+
+    The backfill runs in a second process at the same time (as Airflow runs backfill
+    runs beside the live ones); the warehouses are separate.
+    """
     hours = [dt.datetime(2025, 1, 15) + dt.timedelta(hours=h) for h in range(14 * 24)]
+    windows = [(h, h + dt.timedelta(hours=1)) for h in hours]
     live = settings_for(tmp_path / "live", his)
     backfill = settings_for(tmp_path / "backfill", his)
-    for settings, order in ((live, hours), (backfill, hours[::-1])):
-        for start in order:
-            got = ingest_window(settings, "his", start, start + dt.timedelta(hours=1))
-            assert got["extracted"] == got["loaded"] + got["quarantined"]
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        key = backfill.hmac_key
+        later = pool.submit(ingest_windows, backfill.home, "his", windows[::-1], hmac_key=key)
+        results = ingest_windows(live.home, "his", windows, hmac_key=key)
+        results += later.result()
+    assert len(results) == 2 * len(windows)
+    assert all(r["extracted"] == r["loaded"] + r["quarantined"] for r in results)
     a, b = _content(live.warehouse_dir), _content(backfill.warehouse_dir)
     assert len(a["visits"]) > 14 * 1000
     for name in a:
@@ -175,3 +187,12 @@ def test_detection_shards_together_equal_one_run(loaded: Settings) -> None:
     files = _tables(loaded.warehouse_dir, ("alerts",))
     publish_alerts(loaded, day, staged)  # publishing again changes nothing
     assert _tables(loaded.warehouse_dir, ("alerts",)) == files
+
+
+def test_a_quiet_hour_loads_an_empty_batch(tmp_path: Path, his: Path) -> None:
+    settings = settings_for(tmp_path / "home", his)
+    start = dt.datetime(2026, 6, 1, 3)  # after the simulated period: nothing changed
+    got = ingest_window(settings, "his", start, start + dt.timedelta(hours=1))
+    assert got["extracted"] == got["loaded"] == got["quarantined"] == 0 and got["dates"] == []
+    batches = Warehouse(settings.warehouse_dir).read_table("batches")
+    assert list(batches["batch_id"]) == [got["batch_id"]]
