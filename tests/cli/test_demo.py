@@ -21,7 +21,10 @@ def test_demo_then_sql(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "Space-time scan for" in out and "Bulletin for 2025-02-14" in flat
     assert (home / "reports" / "2025-02-14" / "bulletin.pdf").is_file()
     # the simulation ends with an outbreak under way, and the last day's bulletin shows it
-    assert re.search(r"Injected outbreak OB\d{3} \(gastrointestinal, under way on 2025-02-14\): in the bulletin", flat)
+    assert re.search(
+        r"Injected outbreak OB\d{3} \(gastrointestinal, under way on 2025-02-14\): in the bulletin",
+        flat,
+    )
     assert (
         main(
             [

@@ -57,5 +57,7 @@ def test_ongoing_outbreak_leaves_the_other_plans_unchanged() -> None:
     a = plan_outbreaks(date(2025, 1, 1), 365, codes, adjacency, rng_a)
     b = plan_outbreaks(date(2025, 1, 1), 365, codes, adjacency, rng_b, ongoing_at_end=False)
     key = [(o.category, o.street_codes, o.start, o.end) for o in b]
-    assert [(o.category, o.street_codes, o.start, o.end) for o in a if o.end <= date(2025, 12, 31)] == key
+    assert [
+        (o.category, o.street_codes, o.start, o.end) for o in a if o.end <= date(2025, 12, 31)
+    ] == key
     assert rng_a.random() == rng_b.random()
