@@ -60,12 +60,8 @@ def sqlalchemy_url(uri: str) -> str:
     return f"{_DRIVERS.get(scheme.lower(), scheme)}://{rest}"
 
 
-def load_reference(settings: Settings, area: AreaSet | None = None) -> dict[str, int]:
-    """Write the ``streets`` and ``facilities`` tables from the area set (idempotent)."""
-    from geo.areas import load_area_set
-    from warehouse.store import Warehouse
-
-    area = area or load_area_set(settings.area_set, home=settings.home)
+def reference_frames(area: AreaSet) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``streets`` and ``facilities`` tables of an area set."""
     s = area.streets
     streets = pd.DataFrame(
         {
@@ -76,9 +72,17 @@ def load_reference(settings: Settings, area: AreaSet | None = None) -> dict[str,
             "geometry_wkt": s.geometry.to_wkt().to_numpy(),
         }
     )
-    facilities = area.facilities[
-        ["facility_id", "name_zh", "name_en", "level", "kind", "street_code"]
-    ]
+    columns = ["facility_id", "name_zh", "name_en", "level", "kind", "street_code"]
+    return streets, area.facilities[columns]
+
+
+def load_reference(settings: Settings, area: AreaSet | None = None) -> dict[str, int]:
+    """Write the ``streets`` and ``facilities`` tables from the area set (idempotent)."""
+    from geo.areas import load_area_set
+    from warehouse.store import Warehouse
+
+    area = area or load_area_set(settings.area_set, home=settings.home)
+    streets, facilities = reference_frames(area)
     wh = Warehouse(settings.warehouse_dir)
     wh.replace_table("streets", streets)
     wh.replace_table("facilities", facilities)

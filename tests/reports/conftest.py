@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from geo.areas import load_area_set
+from sentinel.pipeline import reference_frames
 from sentinel.settings import Settings
 from warehouse.store import Warehouse
 
@@ -123,20 +124,8 @@ def bulletin_warehouse(tmp_path_factory: pytest.TempPathFactory) -> BulletinWare
     home = tmp_path_factory.mktemp("bulletin_home")
     area = load_area_set("changning")
     wh = Warehouse(home / "warehouse")
-    s = area.streets
-    streets = pd.DataFrame(
-        {
-            "street_code": s["street_code"].to_numpy(),
-            "name_zh": s["name_zh"].to_numpy(),
-            "name_en": s["name_en"].to_numpy(),
-            "population": s["population"].to_numpy(),
-            "geometry_wkt": s.geometry.to_wkt().to_numpy(),
-        }
-    )
+    streets, facilities = reference_frames(area)
     wh.replace_table("streets", streets)
-    facilities = area.facilities[
-        ["facility_id", "name_zh", "name_en", "level", "kind", "street_code"]
-    ]
     wh.replace_table("facilities", facilities)
     rng = np.random.default_rng(6)
     visits = _visits(rng, list(streets["street_code"]), sorted(facilities["facility_id"])[:6])

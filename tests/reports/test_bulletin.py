@@ -13,31 +13,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from reports.bulletin import BulletinPaths, render_bulletin
 from reports.bulletin_data import ClosedCounts, load_bulletin_data, rank_alerts
 from reports.lifecycle import update_alert
 from sentinel.errors import UsageError
 from sentinel.settings import Settings
+from tests.reports.browser import non_blank, tool
 from warehouse.store import Warehouse
 
 GENERATED_AT = dt.datetime(2025, 3, 15, 7, 0)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 T9 = dt.time(9)
 DAY1 = dt.timedelta(days=1)
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} is not installed (Debian: chromium / poppler-utils)")
-    return path
-
-
-def _non_blank(path: Path) -> bool:
-    pixels = np.asarray(Image.open(path).convert("L"))
-    return bool((pixels < 200).mean() > 0.005 and pixels.std() > 5)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +62,7 @@ def test_html_is_self_contained_and_images_decode(bulletin: BulletinPaths) -> No
 
 
 def test_chromium_renders_without_broken_images(bulletin: BulletinPaths, tmp_path: Path) -> None:
-    chromium = _tool("chromium")
+    chromium = tool("chromium")
     shot = tmp_path / "shot.png"
     base = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
     url = bulletin.html.as_uri()
@@ -92,7 +80,7 @@ def test_chromium_renders_without_broken_images(bulletin: BulletinPaths, tmp_pat
         timeout=120,
         check=True,
     )
-    assert _non_blank(shot)
+    assert non_blank(shot)
     assert "Failed to load resource" not in run.stderr and "Uncaught" not in run.stderr
     # Chromium sets naturalWidth 0 on an image it could not decode; the DOM dump shows it.
     probe = "<script>addEventListener('load',()=>{document.body.dataset.broken=[...document.images].filter(i=>!i.complete||i.naturalWidth===0).length;document.body.dataset.images=document.images.length})</script>"
@@ -116,14 +104,14 @@ def test_pdf_pages_are_non_blank_with_chinese_and_english(
 ) -> None:
     assert bulletin.pdf is not None
     subprocess.run(
-        [_tool("pdftoppm"), "-r", "40", "-png", str(bulletin.pdf), str(tmp_path / "page")],
+        [tool("pdftoppm"), "-r", "40", "-png", str(bulletin.pdf), str(tmp_path / "page")],
         check=True,
         timeout=120,
     )
     pages = sorted(tmp_path.glob("page*.png"))
-    assert pages and all(_non_blank(p) for p in pages)
+    assert pages and all(non_blank(p) for p in pages)
     text = subprocess.run(
-        [_tool("pdftotext"), str(bulletin.pdf), "-"], capture_output=True, text=True, check=True
+        [tool("pdftotext"), str(bulletin.pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
     assert "症状监测" in text and "Daily syndromic surveillance" in text
     for codes in bulletin_warehouse.alerts["street_codes"]:
@@ -136,7 +124,7 @@ def test_no_patient_key_in_outputs(bulletin_warehouse: Any, bulletin: BulletinPa
     assert bulletin.pdf is not None
     html = bulletin.html.read_text(encoding="utf-8")
     text = subprocess.run(
-        [_tool("pdftotext"), str(bulletin.pdf), "-"], capture_output=True, text=True, check=True
+        [tool("pdftotext"), str(bulletin.pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
     raw = bulletin.pdf.read_bytes()
     assert "PK-SECRET" not in html and "PK-SECRET" not in text and b"PK-SECRET" not in raw
