@@ -196,3 +196,30 @@ def test_a_quiet_hour_loads_an_empty_batch(tmp_path: Path, his: Path) -> None:
     assert got["extracted"] == got["loaded"] == got["quarantined"] == 0 and got["dates"] == []
     batches = Warehouse(settings.warehouse_dir).read_table("batches")
     assert list(batches["batch_id"]) == [got["batch_id"]]
+
+
+def test_file_sources_are_pulled_by_the_hour_their_files_landed(tmp_path: Path) -> None:
+    import os
+    from zoneinfo import ZoneInfo
+
+    out = tmp_path / "feed"
+    simulate(SimulationOptions(out=out, days=2, formats=("hl7",)))
+    files = sorted(p for p in (out / "hl7").rglob("*") if p.is_file())
+    assert files
+    landed = dt.datetime(2025, 1, 3, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+    for p in files:
+        os.utime(p, (landed, landed))
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "sentinel.toml").write_text(
+        f'[pipeline]\n[[pipeline.sources]]\nname = "adt"\nkind = "hl7"\nlocation = "{out / "hl7"}"\n',
+        encoding="utf-8",
+    )
+    settings = replace(load_settings(home, environ={}), hmac_key="k")
+    load_reference(settings)
+    before = ingest_window(settings, "adt", dt.datetime(2025, 1, 3, 8), dt.datetime(2025, 1, 3, 9))
+    hour = ingest_window(settings, "adt", dt.datetime(2025, 1, 3, 9), dt.datetime(2025, 1, 3, 10))
+    assert before["extracted"] == 0
+    assert hour["extracted"] == hour["loaded"] + hour["quarantined"] > 1000
+    again = ingest_window(settings, "adt", dt.datetime(2025, 1, 3, 9), dt.datetime(2025, 1, 3, 10))
+    assert again["batch_id"] == hour["batch_id"] and again["inserted"] == 0
