@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -68,15 +67,10 @@ _FIELDS = (
     ("try_number", "尝试次数", "Try"),
     ("log_url", "日志", "Log"),
 )
+
+
 # scheme://user:password@ — greedy up to the token's last "@", so a password holding
 # "@" or "/" is masked whole.
-_URL_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*:)\S*@")
-_SECRET_PARAM = re.compile(
-    r"(?P<head>\b(?:password|passwd|pwd|secret|token|access_token|key)=)[^&;\s'\"]*",
-    re.IGNORECASE,
-)
-
-
 @dataclass(frozen=True, kw_only=True)
 class OpsEvent:
     """Something the operators must hear about.
@@ -128,9 +122,7 @@ def redact(text: str, *, limit: int = MAX_MESSAGE) -> str:
     ``limit`` characters.
     """
     first = next((line for line in text.splitlines() if line.strip()), "")
-    masked = _URL_USERINFO.sub(r"\g<head>***@", first)
-    masked = _SECRET_PARAM.sub(r"\g<head>***", sanitise_location(masked))
-    one = " ".join(scrub_text(masked).split())
+    one = " ".join(scrub_text(sanitise_location(first)).split())
     return one if len(one) <= limit else one[: limit - 1] + "…"
 
 

@@ -108,13 +108,11 @@ def batch_key(source: str, purpose: str, start: dt.datetime, end: dt.datetime) -
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _naive_local(value: dt.datetime, tz: str) -> dt.datetime:
-    """A timestamp in the sources' local time without offset (how sources store times)."""
-    if value.tzinfo is None:
-        return value
-    from zoneinfo import ZoneInfo
+def _local(moment: dt.datetime) -> dt.datetime:
+    """A window bound in the sources' local time without offset (as sources store times)."""
+    from extract.times import to_local_naive
 
-    return value.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
+    return to_local_naive(moment).to_pydatetime()
 
 
 def _files_in_window(location: Path, start: dt.datetime, end: dt.datetime) -> list[Path]:
@@ -180,7 +178,7 @@ def ingest_window(
     if end <= start:
         raise UsageError(f"empty window {start} … {end}")
     source = settings.pipeline.source(name)
-    start, end = _naive_local(start, settings.timezone), _naive_local(end, settings.timezone)
+    start, end = _local(start), _local(end)
     location = _location(source, lookup)
     raw, rejected = _extract_window(settings, source, location, start, end)
     batch_id = batch_key(name, purpose, start, end)
@@ -455,7 +453,7 @@ def report_lateness(settings: Settings, now: dt.datetime) -> int:
     from sentinel.operations import check_lateness, notify_operators
     from warehouse.store import Warehouse
 
-    now = _naive_local(now, settings.timezone)
+    now = _local(now)
     events = check_lateness(
         Warehouse(settings.warehouse_dir), now, source_hours=settings.pipeline.source_late_hours
     )

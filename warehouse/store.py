@@ -41,8 +41,12 @@ __all__ = ["UpsertResult", "Warehouse", "sanitise_location"]
 
 _UNPARTITIONED = tuple(name for name, t in TABLES.items() if t.partition_by is None)
 # user:password@ in URLs, and password=… / pwd=… parameters.
-_URL_PASSWORD = re.compile(r"(?P<head>://[^/:@\s]*:)[^@/\s]*@")
-_PARAM_PASSWORD = re.compile(r"(?P<head>\b(?:password|passwd|pwd)=)[^&;\s]*", re.IGNORECASE)
+# the password may itself hold "@" or "/": mask up to the last "@" of the URL
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/:@\s]*:)\S*@")
+_PARAM_PASSWORD = re.compile(
+    r"(?P<head>\b(?:password|passwd|pwd|secret|token|access_token|key)=)[^&;\s'\"]*",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class UpsertResult:
 
 
 def sanitise_location(location: str) -> str:
-    """Return ``location`` with passwords in URLs and ``password=`` parameters masked."""
+    """Return ``location`` with passwords in URLs and ``password=``, ``token=``, ``key=``…
+    parameters masked (also used for the operators' failure messages)."""
     masked = _URL_PASSWORD.sub(r"\g<head>***@", location)
     return _PARAM_PASSWORD.sub(r"\g<head>***", masked)
 
@@ -211,7 +216,8 @@ class Warehouse:
     def replace_table(self, name: str, df: pd.DataFrame) -> None:
         """Replace the whole content of an unpartitioned table (``streets``, ``facilities``).
 
-        Rows are stored sorted by the table's key, which must be unique.
+        Rows are stored sorted by the table's key, which must be unique. The same content
+        again writes nothing.
         """
         if name not in _UNPARTITIONED:
             raise WarehouseError(
@@ -221,9 +227,12 @@ class Warehouse:
         assert key is not None
         data = frame_to_arrow(name, df)
         _check_unique(name, data, key)
-        data = data.sort_by([(k, "ascending") for k in key])
+        data = data.sort_by([(k, "ascending") for k in key]).combine_chunks()
+        path = partition_path(self.root, name)
+        if path.is_file() and pq.read_table(path).equals(data):
+            return  # same content: no write, no lock (the hourly DAG refreshes these)
         with writer_lock(self.root, timeout=self.lock_timeout):
-            write_parquet_atomic(data.combine_chunks(), partition_path(self.root, name))
+            write_parquet_atomic(data, path)
             refresh_catalog(self.root)
 
     def write_alerts(

@@ -75,6 +75,13 @@ def test_replace_table_replaces_and_sorts(warehouse: Warehouse) -> None:
     assert run_query(warehouse.root, "SELECT facility_id FROM facilities")[
         "facility_id"
     ].tolist() == ["F02"]
+    # the same content again writes nothing (the hourly DAG refreshes these tables)
+    path = warehouse.root / "facilities" / "data.parquet"
+    stamp = path.stat().st_mtime_ns
+    warehouse.replace_table("facilities", facilities.iloc[[0]])
+    assert path.stat().st_mtime_ns == stamp
+    warehouse.replace_table("facilities", facilities)
+    assert path.stat().st_mtime_ns != stamp
     with pytest.raises(SchemaError, match="duplicate values of key facility_id"):
         warehouse.replace_table("facilities", pd.concat([facilities, facilities]))
     with pytest.raises(WarehouseError, match="streets, facilities only"):
@@ -133,6 +140,8 @@ def test_batch_log_masks_passwords_and_keeps_one_row_per_batch(warehouse: Wareho
         ("Driver=x;Server=h;PWD=secret;", "Driver=x;Server=h;PWD=***;"),
         ("/data/feeds/hl7", "/data/feeds/hl7"),
         ("sqlite:///his.db", "sqlite:///his.db"),
+        ("postgresql://u:p@ss/w@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("https://hook.example/send?key=abc123&x=1", "https://hook.example/send?key=***&x=1"),
     ],
 )
 def test_sanitise_location(location: str, masked: str) -> None:
